@@ -1,0 +1,174 @@
+/**
+ * Checking an experiment file in one streaming pass: every line decoded, ids checked for
+ * duplicates, each record's API looked up and its provider's own checks run.
+ *
+ * @since 0.1.0
+ */
+import type { FileSystem } from "@effect/platform"
+import { Effect, Stream } from "effect"
+import * as ExperimentFile from "./ExperimentFile.js"
+import type { LineProblem } from "./ExperimentFile.js"
+import type { IdentifiedRecord } from "./PromptRecord.js"
+import { missingProviderMessage, ProviderRegistry } from "./Provider.js"
+
+/**
+ * The most problems (and warnings) a report keeps; the counts are always exact.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxListed = 1000
+
+/**
+ * What a check found.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CheckReport {
+  readonly file: string
+  /** Records in the file (non-blank lines or CSV rows). */
+  readonly records: number
+  readonly validRecords: number
+  readonly invalidRecords: number
+  /** Problems that make lines invalid (at most `maxListed`). */
+  readonly problems: ReadonlyArray<LineProblem>
+  readonly problemCount: number
+  /** Warnings that do not make a line invalid (at most `maxListed`). */
+  readonly warnings: ReadonlyArray<LineProblem>
+  readonly warningCount: number
+  /** Record count per API. */
+  readonly apis: ReadonlyMap<string, number>
+}
+
+/**
+ * Whether the file can run as it is.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isValid = (report: CheckReport): boolean => report.invalidRecords === 0 && report.records > 0
+
+/**
+ * One entry's verdict, handed to `onEntry` during the pass.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EntryVerdict =
+  | { readonly _tag: "Valid"; readonly ordinal: number; readonly record: IdentifiedRecord }
+  | {
+    readonly _tag: "Invalid"
+    readonly ordinal: number
+    readonly entry: ExperimentFile.RawEntry
+    readonly problems: ReadonlyArray<LineProblem>
+  }
+
+/**
+ * Checks a file. `onEntry` sees each entry's verdict in file order (the run uses it to plan
+ * queues in the same pass).
+ *
+ * @since 0.1.0
+ * @category checks
+ */
+export const check = (
+  file: string,
+  options: { readonly onEntry?: (verdict: EntryVerdict) => void; readonly displayName?: string } = {}
+): Effect.Effect<CheckReport, ExperimentFile.ExperimentFileError, FileSystem.FileSystem | ProviderRegistry> =>
+  Effect.gen(function*() {
+    const registry = yield* ProviderRegistry
+    const name = options.displayName ?? file
+    const problems: Array<LineProblem> = []
+    const warnings: Array<LineProblem> = []
+    let problemCount = 0
+    let warningCount = 0
+    let records = 0
+    let invalidRecords = 0
+    const apis = new Map<string, number>()
+    const ids = new Map<string | number, number>()
+    const addProblems = (list: ReadonlyArray<LineProblem>) => {
+      problemCount += list.length
+      for (const problem of list) if (problems.length < maxListed) problems.push(problem)
+    }
+    const addWarnings = (list: ReadonlyArray<LineProblem>) => {
+      warningCount += list.length
+      for (const warning of list) if (warnings.length < maxListed) warnings.push(warning)
+    }
+    yield* ExperimentFile.read(file).pipe(
+      Stream.runForEach((entry) =>
+        Effect.sync(() => {
+          records++
+          const decoded = ExperimentFile.decode(name, entry)
+          const lineProblems: Array<LineProblem> = []
+          if (decoded._tag === "Invalid") {
+            lineProblems.push(...decoded.problems)
+          } else {
+            const record = decoded.record
+            addWarnings(decoded.warnings)
+            const firstLine = ids.get(record.id)
+            if (firstLine !== undefined) {
+              lineProblems.push({
+                file: name,
+                line: entry.line,
+                key: "id",
+                message: `duplicate id ${JSON.stringify(record.id)} (first on line ${firstLine})`
+              })
+            } else {
+              ids.set(record.id, entry.line)
+            }
+            apis.set(record.api, (apis.get(record.api) ?? 0) + 1)
+            const provider = registry.get(record.api)
+            if (provider === undefined) {
+              lineProblems.push({ file: name, line: entry.line, key: "api", message: missingProviderMessage(record.api, registry) })
+            } else {
+              for (const problem of provider.check(record)) {
+                lineProblems.push({ file: name, line: entry.line, key: problem.key, message: problem.message })
+              }
+            }
+            if (lineProblems.length === 0) {
+              options.onEntry?.({ _tag: "Valid", ordinal: entry.ordinal, record })
+              return
+            }
+          }
+          invalidRecords++
+          addProblems(lineProblems)
+          options.onEntry?.({ _tag: "Invalid", ordinal: entry.ordinal, entry, problems: lineProblems })
+        })
+      )
+    )
+    if (records === 0) {
+      addProblems([{ file: name, line: 0, message: "the file holds no prompts" }])
+    }
+    return {
+      file: name,
+      records,
+      validRecords: records - invalidRecords,
+      invalidRecords,
+      problems,
+      problemCount,
+      warnings,
+      warningCount,
+      apis
+    }
+  })
+
+/**
+ * A report as text lines: a headline, then every problem and warning with file, line and key.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const formatReport = (report: CheckReport): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  const more = (listed: number, count: number) => count > listed ? [`... and ${count - listed} more`] : []
+  out.push(
+    isValid(report)
+      ? `${report.file}: valid (${report.records} prompts)`
+      : `${report.file}: invalid (${report.invalidRecords} of ${report.records} prompts have problems)`
+  )
+  for (const problem of report.problems) out.push(`  error: ${ExperimentFile.formatProblem(problem)}`)
+  out.push(...more(report.problems.length, report.problemCount))
+  for (const warning of report.warnings) out.push(`  warning: ${ExperimentFile.formatProblem(warning)}`)
+  out.push(...more(report.warnings.length, report.warningCount))
+  return out
+}

@@ -1,0 +1,98 @@
+/**
+ * The typed failures of a provider call. Retry policies test `retryable`, never a message.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * The API said "slow down" (HTTP 429, Anthropic 529 overloaded). Retryable; carries the
+ * server's `retry-after` when it sent one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLimitError", {
+  message: Schema.String,
+  retryAfterMs: Schema.optional(Schema.Number)
+}) {
+  /** @since 0.1.0 */
+  readonly retryable = true
+  /** @since 0.1.0 */
+  readonly kind = "rate_limited"
+}
+
+/**
+ * A server or network failure that may pass on a second try (5xx, 408, 409, connection reset,
+ * malformed body). Retryable.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TransientError extends Schema.TaggedError<TransientError>()("TransientError", {
+  message: Schema.String,
+  status: Schema.optional(Schema.Number)
+}) {
+  /** @since 0.1.0 */
+  readonly retryable = true
+  /** @since 0.1.0 */
+  readonly kind = "transient"
+}
+
+/**
+ * The request took longer than the per-request timeout and was aborted. Retryable.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RequestTimeoutError extends Schema.TaggedError<RequestTimeoutError>()("RequestTimeoutError", {
+  message: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly retryable = true
+  /** @since 0.1.0 */
+  readonly kind = "timeout"
+}
+
+/**
+ * Why a permanent error will not pass on a retry.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PermanentReason =
+  | "bad_request"
+  | "auth"
+  | "not_found"
+  | "validation"
+  | "unknown_api"
+  | "configuration"
+  | "internal"
+
+/**
+ * A failure that a retry cannot fix (bad request, auth, unknown API, invalid prompt, missing
+ * configuration). Written to the completed file at once.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PermanentError extends Schema.TaggedError<PermanentError>()("PermanentError", {
+  reason: Schema.Literal("bad_request", "auth", "not_found", "validation", "unknown_api", "configuration", "internal"),
+  message: Schema.String,
+  status: Schema.optional(Schema.Number)
+}) {
+  /** @since 0.1.0 */
+  readonly retryable = false
+  /** @since 0.1.0 */
+  get kind(): string {
+    return this.reason
+  }
+}
+
+/**
+ * Any failure of a provider call.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ProviderError = RateLimitError | TransientError | RequestTimeoutError | PermanentError
