@@ -268,7 +268,7 @@ const issueMessage = (issue: ParseResult.ArrayFormatterIssue): string =>
  */
 export const decode = (file: string, entry: RawEntry): Decoded => {
   if (entry.value === undefined || entry.problems.length > 0) {
-    return { _tag: "Invalid", problems: entry.problems }
+    return { _tag: "Invalid", problems: entry.problems.map((problem) => ({ ...problem, file })) }
   }
   const result = decodeRecord(entry.value)
   if (Either.isLeft(result)) {

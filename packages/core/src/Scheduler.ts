@@ -54,8 +54,8 @@ export interface SchedulerOptions {
   readonly maxAttempts: number
   /** Per-request timeout; a timeout is retryable. */
   readonly timeout: Duration.DurationInput
-  /** Called for every event, synchronously. */
-  readonly onEvent?: ((event: SchedulerEvent) => void) | undefined
+  /** Called for every event; the scheduler waits for it, so keep it quick. */
+  readonly onEvent?: ((event: SchedulerEvent) => Effect.Effect<void>) | undefined
 }
 
 /**
@@ -129,7 +129,7 @@ export const dispatch = (
   Effect.gen(function*() {
     const registry = yield* ProviderRegistry
     const provider = registry.get(record.api)
-    const emit = options.onEvent ?? (() => {})
+    const emit = options.onEvent ?? (() => Effect.void)
     const timeout = Duration.decode(options.timeout)
     let attempts = 0
     let sentAt = 0
@@ -149,21 +149,19 @@ export const dispatch = (
       if (attempts > 0) yield* queue.pacer.take
       attempts++
       sentAt = yield* Clock.currentTimeMillis
-      emit({ _tag: "Sent", queue: queue.key, id: record.id, attempt: attempts, at: sentAt })
+      yield* emit({ _tag: "Sent", queue: queue.key, id: record.id, attempt: attempts, at: sentAt })
       return yield* query
     }).pipe(
       Effect.tapError((error) =>
-        Effect.sync(() => {
-          if (error.retryable && attempts < options.maxAttempts) {
-            emit({ _tag: "Retrying", queue: queue.key, id: record.id, attempt: attempts, maxAttempts: options.maxAttempts, error })
-          }
-        })
+        error.retryable && attempts < options.maxAttempts
+          ? emit({ _tag: "Retrying", queue: queue.key, id: record.id, attempt: attempts, maxAttempts: options.maxAttempts, error })
+          : Effect.void
       )
     )
     const outcome = yield* Effect.either(Effect.retry(attempt, retryPolicy(options.maxAttempts)))
     const receivedAt = yield* Clock.currentTimeMillis
     const completed = withResponse(record, outcome, { sentAt, receivedAt, attempts, maxAttempts: options.maxAttempts })
-    emit({ _tag: "Completed", queue: queue.key, record: completed, ok: Either.isRight(outcome) })
+    yield* emit({ _tag: "Completed", queue: queue.key, record: completed, ok: Either.isRight(outcome) })
     return completed
   })
 

@@ -38,10 +38,11 @@ describe("Scheduler", () => {
       let inFlight = 0
       let peak = 0
       yield* runAll([{ key: "q", queriesPerMinute: 600, records: Stream.fromIterable(records(100)) }], {
-        onEvent: (event) => {
-          if (event._tag === "Sent") peak = Math.max(peak, ++inFlight)
-          if (event._tag === "Completed") inFlight--
-        }
+        onEvent: (event) =>
+          Effect.sync(() => {
+            if (event._tag === "Sent") peak = Math.max(peak, ++inFlight)
+            if (event._tag === "Completed") inFlight--
+          })
       })
       // 2 s / 100 ms = 20; at the instant a response arrives the next send may come first
       expect(peak).toBeGreaterThanOrEqual(20)

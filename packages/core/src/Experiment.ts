@@ -1,0 +1,336 @@
+/**
+ * Running an experiment end to end: check the file (one streaming pass that also plans the
+ * queues), move it into its output folder, send every record through its paced queue, and
+ * append each completed record the moment it arrives.
+ *
+ * Data flows one way: file -> records -> queues -> provider -> completed records -> stages ->
+ * files.
+ *
+ * @since 0.1.0
+ */
+import { FileSystem, Path } from "@effect/platform"
+import { Clock, Duration, Effect, Schema, type Scope, Stream } from "effect"
+import * as DataFolder from "./DataFolder.js"
+import * as ExperimentCheck from "./ExperimentCheck.js"
+import * as ExperimentFile from "./ExperimentFile.js"
+import * as Output from "./Output.js"
+import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
+import type { ProviderRegistry } from "./Provider.js"
+import * as QueuePlan from "./QueuePlan.js"
+import * as RunSummary from "./RunSummary.js"
+import * as Scheduler from "./Scheduler.js"
+
+/**
+ * The file cannot run: every problem is listed, nothing was sent, the input stays where it was.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ExperimentInvalid extends Schema.TaggedError<ExperimentInvalid>()("ExperimentInvalid", {
+  file: Schema.String,
+  problemCount: Schema.Number,
+  /** The check report as text lines. */
+  report: Schema.Array(Schema.String)
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return this.report.join("\n")
+  }
+}
+
+/**
+ * A stage between the scheduler and the completed file (scorers, judges, ...): a function
+ * from the stream of completed records to a stream of completed records.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Stage<E = never, R = never> = <E0, R0>(
+  records: Stream.Stream<CompletedRecord, E0, R0>
+) => Stream.Stream<CompletedRecord, E0 | E, R0 | R>
+
+/**
+ * Options of a run; the defaults are prompto's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunOptions<E = never, R = never> {
+  /** The experiment file (`.jsonl` or `.csv`). */
+  readonly file: string
+  /** The data folder (default `data`). */
+  readonly dataFolder?: string | undefined
+  /** Move the file into `input/` instead of copying it (default false). */
+  readonly moveToInput?: boolean | undefined
+  /** Queries per minute of each queue (default 10). */
+  readonly maxQueries?: number | undefined
+  /** Attempts per prompt in total (default 5). */
+  readonly maxAttempts?: number | undefined
+  /** One queue per group or API instead of one queue (default false). */
+  readonly parallel?: boolean | undefined
+  /** Per api/group/model rates, used with `parallel`. */
+  readonly maxQueriesJson?: QueuePlan.MaxQueriesJson | undefined
+  /** Per-request timeout (default 300 seconds). */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Run the valid lines and write invalid ones as error records (default false: refuse). */
+  readonly skipInvalid?: boolean | undefined
+  /** Also write the completed file as CSV (default false). */
+  readonly outputAsCsv?: boolean | undefined
+  /** Stages applied to completed records before they are written. */
+  readonly stages?: Stage<E, R> | undefined
+  /** Observer of run events (progress displays). */
+  readonly onEvent?: ((event: RunEvent) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * What a run reports as it goes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RunEvent =
+  | Scheduler.SchedulerEvent
+  | {
+    readonly _tag: "Started"
+    readonly files: DataFolder.RunFiles
+    readonly stats: RunSummary.RunStats
+    readonly report: ExperimentCheck.CheckReport
+  }
+  | { readonly _tag: "Finished"; readonly stats: RunSummary.RunStats }
+
+/**
+ * What a finished run leaves.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunResult {
+  readonly files: DataFolder.RunFiles
+  readonly stats: RunSummary.RunStats
+  readonly report: ExperimentCheck.CheckReport
+}
+
+/**
+ * Any failure that stops a run before or while it writes.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type RunError =
+  | ExperimentInvalid
+  | ExperimentFile.ExperimentFileError
+  | DataFolder.DataFolderError
+  | Output.OutputError
+  | QueuePlan.RateConfigError
+
+const invalidMarker = 0xffff
+
+/** Queue index per record ordinal, growing as the check pass goes. */
+class Assignment {
+  private slots = new Uint16Array(1024)
+  set(ordinal: number, value: number): void {
+    if (ordinal >= this.slots.length) {
+      const grown = new Uint16Array(Math.max(ordinal + 1, this.slots.length * 2))
+      grown.set(this.slots)
+      this.slots = grown
+    }
+    this.slots[ordinal] = value
+  }
+  get(ordinal: number): number | undefined {
+    return this.slots[ordinal]
+  }
+}
+
+/**
+ * The error record written for an invalid line under `skipInvalid`: never sent.
+ *
+ * @since 0.1.0
+ * @category output
+ */
+export const invalidRecord = (
+  entry: ExperimentFile.RawEntry,
+  problems: ReadonlyArray<ExperimentFile.LineProblem>
+): CompletedRecord => {
+  const message = problems.map((problem) =>
+    `${problem.key === undefined ? "" : `key "${problem.key}": `}${problem.message}`
+  ).join("; ")
+  const base = (entry.value ?? { line: entry.line, raw_line: entry.text }) as Record<string, unknown>
+  return {
+    ...base,
+    id: (base.id as IdentifiedRecord["id"] | undefined) ?? ExperimentFile.assignedId(entry.line),
+    api: base.api as string,
+    model_name: base.model_name as string,
+    prompt: base.prompt as IdentifiedRecord["prompt"],
+    response: `ValidationError - line ${entry.line}: ${message}`,
+    attempts: 0,
+    error: { kind: "validation", message, attempts: 0 }
+  }
+}
+
+const moveFile = (from: string, to: string) =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) =>
+    fs.rename(from, to).pipe(
+      Effect.mapError((error) => new DataFolder.DataFolderError({ path: from, message: `cannot move to ${to}: ${error.message}` }))
+    ))
+
+/**
+ * Runs an experiment file and writes prompto's output files. Fails before sending anything if
+ * the file is invalid (unless `skipInvalid`), a rate is not positive, or the folders cannot be
+ * written.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const run = <E = never, R = never>(
+  options: RunOptions<E, R>
+): Effect.Effect<RunResult, RunError | E, FileSystem.FileSystem | Path.Path | ProviderRegistry | R> =>
+  Effect.scoped(runScoped(options))
+
+const runScoped = <E, R>(
+  options: RunOptions<E, R>
+): Effect.Effect<RunResult, RunError | E, FileSystem.FileSystem | Path.Path | ProviderRegistry | R | Scope.Scope> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const emit = options.onEvent ?? (() => Effect.void)
+    const maxAttempts = options.maxAttempts ?? 5
+    const format = yield* ExperimentFile.formatOf(options.file)
+    const plan = yield* Effect.try({
+      try: () =>
+        QueuePlan.make({
+          maxQueries: options.maxQueries ?? 10,
+          parallel: options.parallel ?? false,
+          maxQueriesJson: options.maxQueriesJson
+        }),
+      catch: (error) =>
+        error instanceof QueuePlan.RateConfigError ? error : new QueuePlan.RateConfigError({ message: String(error) })
+    })
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+      return yield* new QueuePlan.RateConfigError({ message: `--max-attempts must be a whole number of at least 1, got ${maxAttempts}` })
+    }
+    const folder = yield* DataFolder.prepare(options.dataFolder ?? "data")
+    const placed = yield* DataFolder.placeInput(folder, options.file, { move: options.moveToInput ?? false })
+
+    // one streaming pass: check every line and plan which queue each record goes to
+    const assignment = new Assignment()
+    const queueIndex = new Map<string, number>()
+    const queueTotals: Array<number> = []
+    const invalidProblems = new Map<number, ReadonlyArray<ExperimentFile.LineProblem>>()
+    const displayName = placed.placed ? options.file : placed.path
+    const report = yield* ExperimentCheck.check(placed.path, {
+      displayName,
+      onEntry: (verdict) => {
+        if (verdict._tag === "Invalid") {
+          assignment.set(verdict.ordinal, invalidMarker)
+          invalidProblems.set(verdict.ordinal, verdict.problems)
+          return
+        }
+        const key = plan.keyFor(verdict.record)
+        let index = queueIndex.get(key)
+        if (index === undefined) {
+          index = queueIndex.size
+          queueIndex.set(key, index)
+          queueTotals.push(0)
+        }
+        queueTotals[index]!++
+        assignment.set(verdict.ordinal, index)
+      }
+    })
+    if (!ExperimentCheck.isValid(report) && !(options.skipInvalid === true && report.records > 0)) {
+      if (placed.placed) {
+        // leave input/ as it was, so a fixed file is not shadowed by this copy next time
+        const undo: Effect.Effect<void, unknown, FileSystem.FileSystem> = options.moveToInput === true
+          ? moveFile(placed.path, path.resolve(options.file))
+          : fs.remove(placed.path)
+        yield* Effect.ignore(undo)
+      }
+      return yield* new ExperimentInvalid({
+        file: displayName,
+        problemCount: report.problemCount,
+        report: [
+          ...ExperimentCheck.formatReport(report),
+          ...(report.records > 0 ? ["Fix these lines, or run with --skip-invalid to run the valid ones."] : [])
+        ]
+      })
+    }
+
+    // move the input into its output folder, as prompto does, and open the outputs
+    const startedAt = yield* Clock.currentTimeMillis
+    const files = yield* DataFolder.runFiles(folder, placed.path, startedAt)
+    yield* fs.makeDirectory(files.folder, { recursive: true }).pipe(
+      Effect.mapError((error) => new Output.OutputError({ path: files.folder, message: error.message }))
+    )
+    yield* moveFile(placed.path, files.input)
+    if (format === "csv") {
+      const converted = yield* Output.appendLines(files.inputJsonl)
+      yield* ExperimentFile.readCsv(files.input).pipe(
+        Stream.runForEachChunk((chunk) => converted.write([...chunk].map((entry) => JSON.stringify(entry.value))))
+      )
+    }
+    const completed = yield* Output.appendLines(files.completed)
+    const log = yield* Output.openLog(files.log)
+
+    const keys = [...queueIndex.keys()]
+    const stats = RunSummary.make(
+      keys.map((key, i) => ({ key, queriesPerMinute: plan.rateOf(key), total: queueTotals[i]! })),
+      startedAt
+    )
+    yield* log.write(
+      `Started experiment ${path.basename(files.input)}: ${report.records} prompts, ` +
+        `${keys.length} ${keys.length === 1 ? "queue" : "queues"} (${keys.map((key) => `${key} at ${plan.rateOf(key)} QPM`).join(", ")})` +
+        (report.invalidRecords > 0 ? `, ${report.invalidRecords} invalid lines written as errors without sending` : "")
+    )
+    for (const warning of report.warnings) yield* log.write(`Warning: ${ExperimentFile.formatProblem(warning)}`)
+    yield* emit({ _tag: "Started", files, stats, report })
+
+    const entries = ExperimentFile.readJsonl(files.inputJsonl)
+    const queues = keys.map((key, index): Scheduler.QueueInput<ExperimentFile.ExperimentFileError, FileSystem.FileSystem> => ({
+      key,
+      queriesPerMinute: plan.rateOf(key),
+      records: entries.pipe(
+        Stream.filter((entry) => assignment.get(entry.ordinal) === index),
+        Stream.map((entry) => {
+          const decoded = ExperimentFile.decode(displayName, entry)
+          // the check pass found this line valid; the file is ours (moved) and unchanged
+          if (decoded._tag === "Invalid") throw new Error(`line ${entry.line} changed after it was checked`)
+          return decoded.record
+        })
+      )
+    }))
+    const invalid = report.invalidRecords === 0 ? Stream.empty : entries.pipe(
+      Stream.filter((entry) => assignment.get(entry.ordinal) === invalidMarker),
+      Stream.map((entry) => invalidRecord(entry, invalidProblems.get(entry.ordinal) ?? []))
+    )
+    const onSchedulerEvent = (event: Scheduler.SchedulerEvent): Effect.Effect<void> =>
+      Effect.zipRight(
+        Effect.sync(() => RunSummary.record(stats, event)),
+        Effect.zipRight(
+          event._tag === "Retrying"
+            ? Effect.ignore(log.write(
+              `Error (id=${String(event.id)}) on attempt ${event.attempt} of ${event.maxAttempts}: ${event.error._tag} - ${event.error.message}. Adding to the queue to try again later...`
+            ))
+            : event._tag === "Completed" && !event.ok
+            ? Effect.ignore(log.write(`Error (id=${String(event.record.id)}): ${String(event.record.response)}`))
+            : Effect.void,
+          emit(event)
+        )
+      )
+    const results = Stream.merge(
+      invalid.pipe(Stream.tap(() => Effect.sync(() => stats.skipped++))),
+      Scheduler.run(queues, { maxAttempts, timeout: options.timeout ?? Duration.seconds(300), onEvent: onSchedulerEvent })
+    )
+    const staged = options.stages === undefined ? results : options.stages(results)
+    yield* Stream.runForEachChunk(staged, (chunk) => completed.write([...chunk].map((record) => JSON.stringify(record))))
+
+    stats.finishedAt = yield* Clock.currentTimeMillis
+    const seconds = (stats.finishedAt - startedAt) / 1000
+    const totals = RunSummary.totals(stats)
+    yield* log.write(
+      `Completed experiment ${path.basename(files.input)}! Experiment processing time: ${seconds.toFixed(3)} seconds, ` +
+        `Average time per query: ${(totals.total > 0 ? seconds / totals.total : 0).toFixed(3)} seconds`
+    )
+    for (const line of RunSummary.format(stats)) yield* log.write(line)
+    if (options.outputAsCsv === true) yield* Output.writeCsv(files.completed, files.completedCsv)
+    yield* emit({ _tag: "Finished", stats })
+    return { files, stats, report }
+  })

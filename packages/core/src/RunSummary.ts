@@ -1,0 +1,150 @@
+/**
+ * Run statistics, per queue and in total, gathered from scheduler events: sent, succeeded,
+ * failed, retries, achieved rate. Used for the progress display, the final summary and the log.
+ *
+ * @since 0.1.0
+ */
+import type { SchedulerEvent } from "./Scheduler.js"
+
+/**
+ * The figures of one queue.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QueueStats {
+  readonly key: string
+  readonly queriesPerMinute: number
+  /** Prompts in this queue. */
+  total: number
+  /** Requests sent, retries included. */
+  sent: number
+  succeeded: number
+  failed: number
+  retries: number
+  firstSentAt: number | undefined
+  lastSentAt: number | undefined
+}
+
+/**
+ * Mutable run statistics (updated synchronously by `record`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunStats {
+  readonly queues: Map<string, QueueStats>
+  /** Records written as errors without being sent (invalid lines under `--skip-invalid`). */
+  skipped: number
+  readonly startedAt: number
+  finishedAt: number | undefined
+}
+
+/**
+ * New statistics for the given queues.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  queues: ReadonlyArray<{ readonly key: string; readonly queriesPerMinute: number; readonly total: number }>,
+  startedAt: number
+): RunStats => ({
+  queues: new Map(queues.map(({ key, queriesPerMinute, total }) => [key, {
+    key,
+    queriesPerMinute,
+    total,
+    sent: 0,
+    succeeded: 0,
+    failed: 0,
+    retries: 0,
+    firstSentAt: undefined,
+    lastSentAt: undefined
+  }])),
+  skipped: 0,
+  startedAt,
+  finishedAt: undefined
+})
+
+/**
+ * Folds one scheduler event into the statistics.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const record = (stats: RunStats, event: SchedulerEvent): void => {
+  const queue = stats.queues.get(event.queue)
+  if (queue === undefined) return
+  switch (event._tag) {
+    case "Sent":
+      queue.sent++
+      queue.firstSentAt ??= event.at
+      queue.lastSentAt = event.at
+      break
+    case "Retrying":
+      queue.retries++
+      break
+    case "Completed":
+      if (event.ok) queue.succeeded++
+      else queue.failed++
+      break
+  }
+}
+
+/**
+ * The achieved send rate of a queue in queries per minute (from its first to its last send).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const achievedQpm = (queue: QueueStats): number | undefined =>
+  queue.firstSentAt === undefined || queue.lastSentAt === undefined || queue.sent < 2 ||
+    queue.lastSentAt === queue.firstSentAt
+    ? undefined
+    : ((queue.sent - 1) / (queue.lastSentAt - queue.firstSentAt)) * 60_000
+
+/**
+ * Totals over all queues.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const totals = (stats: RunStats) => {
+  let total = 0, sent = 0, succeeded = 0, failed = 0, retries = 0
+  for (const queue of stats.queues.values()) {
+    total += queue.total
+    sent += queue.sent
+    succeeded += queue.succeeded
+    failed += queue.failed
+    retries += queue.retries
+  }
+  return { total, sent, succeeded, failed, retries, skipped: stats.skipped }
+}
+
+const fixed = (n: number | undefined, digits = 1) => n === undefined ? "-" : n.toFixed(digits)
+
+/**
+ * The final summary as text lines: totals, wall time, and a table per queue.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const format = (stats: RunStats): ReadonlyArray<string> => {
+  const t = totals(stats)
+  const wall = ((stats.finishedAt ?? stats.startedAt) - stats.startedAt) / 1000
+  const lines = [
+    `prompts: ${t.total + t.skipped}  succeeded: ${t.succeeded}  failed: ${t.failed}` +
+    (t.skipped > 0 ? `  invalid (not sent): ${t.skipped}` : "") +
+    `  requests sent: ${t.sent}  retries: ${t.retries}  wall time: ${wall.toFixed(1)} s`
+  ]
+  const rows = [...stats.queues.values()].filter((queue) => queue.total > 0)
+  const width = Math.max(5, ...rows.map((queue) => queue.key.length))
+  lines.push(`${"queue".padEnd(width)}  ${"QPM".padStart(8)}  ${"achieved".padStart(8)}  ${"sent".padStart(6)}  ${"ok".padStart(6)}  ${"failed".padStart(6)}  ${"retries".padStart(7)}`)
+  for (const queue of rows) {
+    lines.push(
+      `${queue.key.padEnd(width)}  ${fixed(queue.queriesPerMinute).padStart(8)}  ${fixed(achievedQpm(queue)).padStart(8)}  ` +
+      `${String(queue.sent).padStart(6)}  ${String(queue.succeeded).padStart(6)}  ${String(queue.failed).padStart(6)}  ${String(queue.retries).padStart(7)}`
+    )
+  }
+  return lines
+}

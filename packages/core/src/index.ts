@@ -1,0 +1,33 @@
+/**
+ * @prompto/core: prompt records, experiment files, queue planning and pacing, the scheduler,
+ * data folders and output. Knows no SDK: providers come in as Layers.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as DataFolder from "./DataFolder.js"
+/** @since 0.1.0 */
+export * as Experiment from "./Experiment.js"
+/** @since 0.1.0 */
+export * as ExperimentCheck from "./ExperimentCheck.js"
+/** @since 0.1.0 */
+export * as ExperimentFile from "./ExperimentFile.js"
+/** @since 0.1.0 */
+export * as Output from "./Output.js"
+/** @since 0.1.0 */
+export * as Pacer from "./Pacer.js"
+/** @since 0.1.0 */
+export * as PromptRecord from "./PromptRecord.js"
+/** @since 0.1.0 */
+export * as Provider from "./Provider.js"
+/** @since 0.1.0 */
+export * as ProviderError from "./ProviderError.js"
+/** @since 0.1.0 */
+export * as QueuePlan from "./QueuePlan.js"
+/** @since 0.1.0 */
+export * as RunSummary from "./RunSummary.js"
+/** @since 0.1.0 */
+export * as Scheduler from "./Scheduler.js"
+/** @since 0.1.0 */
+export * as Timestamp from "./Timestamp.js"
