@@ -276,7 +276,7 @@ const runScoped = <E, R>(
       startedAt
     )
     yield* log.write(
-      `Started experiment ${path.basename(files.input)}: ${report.records} prompts, ` +
+      `Started experiment ${path.basename(placed.path)}: ${report.records} prompts, ` +
         `${keys.length} ${keys.length === 1 ? "queue" : "queues"} (${keys.map((key) => `${key} at ${plan.rateOf(key)} QPM`).join(", ")})` +
         (report.invalidRecords > 0 ? `, ${report.invalidRecords} invalid lines written as errors without sending` : "")
     )
@@ -326,7 +326,7 @@ const runScoped = <E, R>(
     const seconds = (stats.finishedAt - startedAt) / 1000
     const totals = RunSummary.totals(stats)
     yield* log.write(
-      `Completed experiment ${path.basename(files.input)}! Experiment processing time: ${seconds.toFixed(3)} seconds, ` +
+      `Completed experiment ${path.basename(placed.path)}! Experiment processing time: ${seconds.toFixed(3)} seconds, ` +
         `Average time per query: ${(totals.total > 0 ? seconds / totals.total : 0).toFixed(3)} seconds`
     )
     for (const line of RunSummary.format(stats)) yield* log.write(line)

@@ -1,0 +1,115 @@
+/**
+ * Progress while a run goes: a bar per queue on a terminal (cli-progress), plain periodic lines
+ * otherwise (CI logs, pipes). Written to stderr, so stdout holds only the summary.
+ *
+ * @since 0.1.0
+ */
+import { Experiment, RunSummary } from "@prompto/core"
+import cliProgress from "cli-progress"
+import { Effect } from "effect"
+
+/**
+ * A progress display fed with run events.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Progress {
+  readonly onEvent: (event: Experiment.RunEvent) => Effect.Effect<void>
+  /** Stops the display (also on failure or interruption). */
+  readonly stop: Effect.Effect<void>
+}
+
+/**
+ * Options of the display.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProgressOptions {
+  /** Draw bars (a terminal) or print lines. */
+  readonly interactive: boolean
+  /** Seconds between plain lines (default 5). */
+  readonly everySeconds?: number
+  readonly write?: (line: string) => void
+}
+
+const done = (queue: RunSummary.QueueStats) => queue.succeeded + queue.failed
+
+/**
+ * Makes a progress display.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: ProgressOptions): Progress => {
+  const write = options.write ?? ((line: string) => process.stderr.write(line + "\n"))
+  let stats: RunSummary.RunStats | undefined
+  if (options.interactive) {
+    const multibar = new cliProgress.MultiBar({
+      format: " {queue} [{bar}] {value}/{total} | ok {ok} | failed {failed} | retries {retries} | {qpm} QPM",
+      hideCursor: true,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      stream: process.stderr
+    }, cliProgress.Presets.shades_classic)
+    const bars = new Map<string, cliProgress.SingleBar>()
+    const update = (queue: RunSummary.QueueStats) =>
+      bars.get(queue.key)?.update(done(queue), {
+        ok: queue.succeeded,
+        failed: queue.failed,
+        retries: queue.retries,
+        qpm: queue.queriesPerMinute
+      })
+    return {
+      onEvent: (event) =>
+        Effect.sync(() => {
+          if (event._tag === "Started") {
+            stats = event.stats
+            const width = Math.max(...[...event.stats.queues.keys()].map((key) => key.length))
+            for (const queue of event.stats.queues.values()) {
+              bars.set(queue.key, multibar.create(queue.total, 0, {
+                queue: queue.key.padEnd(width),
+                ok: 0,
+                failed: 0,
+                retries: 0,
+                qpm: queue.queriesPerMinute
+              }))
+            }
+          } else if (event._tag !== "Finished" && stats !== undefined) {
+            const queue = stats.queues.get(event.queue)
+            if (queue !== undefined) update(queue)
+          }
+        }),
+      stop: Effect.sync(() => multibar.stop())
+    }
+  }
+  const every = (options.everySeconds ?? 5) * 1000
+  let last = 0
+  const line = (final: boolean) => {
+    if (stats === undefined) return
+    const t = RunSummary.totals(stats)
+    const finished = t.succeeded + t.failed
+    const now = Date.now()
+    if (!final && now - last < every) return
+    last = now
+    write(
+      `progress: ${finished}/${t.total} done (ok ${t.succeeded}, failed ${t.failed}, retries ${t.retries}, ` +
+        `in flight ${t.sent - t.retries - finished})`
+    )
+  }
+  return {
+    onEvent: (event) =>
+      Effect.sync(() => {
+        if (event._tag === "Started") {
+          stats = event.stats
+          last = Date.now()
+        } else if (event._tag === "Finished") {
+          line(true)
+        } else if (event._tag === "Completed") {
+          line(false)
+        }
+      }),
+    stop: Effect.void
+  }
+}

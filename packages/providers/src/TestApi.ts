@@ -1,0 +1,288 @@
+/**
+ * The built-in `test` API: a provider that needs no key and no network. It answers every
+ * prompt with a deterministic text derived from the prompt, waits a simulated latency (with
+ * `Effect.sleep`, so `TestClock` controls it), and fails on request, so the quickstart and
+ * examples can show pacing and retries offline.
+ *
+ * Parameters (all optional, under a record's `parameters`):
+ *
+ * - `latency_ms` (number, default 200): simulated latency per turn; a multi-turn prompt waits
+ *   once per turn.
+ * - `raise_error` (`"True"` | `"False"`): as in Python prompto, `"True"` fails every attempt.
+ * - `raise_error_type` (string): with `raise_error`, `"Exception"` gives a retryable
+ *   `TransientError`; anything else (prompto's `ValueError`) a non-retryable `PermanentError`.
+ * - `fail_attempts` (integer, default 0): the first n attempts of the record's id fail with a
+ *   retryable `TransientError`, later attempts succeed.
+ * - `rate_limit_attempts` (integer, default 0): the first n attempts of the record's id fail
+ *   with a `RateLimitError` (before any `fail_attempts` failures).
+ * - `retry_after_ms` (number): the `retryAfterMs` carried by those `RateLimitError`s.
+ *
+ * Unlike prompto's test API there is no random failure: every run of a file behaves the same.
+ *
+ * @since 0.1.0
+ */
+import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
+import { Effect, Layer } from "effect"
+
+/**
+ * The `api` value this provider answers.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const api = "test"
+
+/**
+ * The parameters the test API reads, for typing records in TypeScript (e.g.
+ * `parameters: { latency_ms: 500, fail_attempts: 2 } satisfies TestApi.Parameters`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Parameters {
+  readonly latency_ms?: number
+  readonly raise_error?: "True" | "False"
+  readonly raise_error_type?: string
+  readonly fail_attempts?: number
+  readonly rate_limit_attempts?: number
+  readonly retry_after_ms?: number
+}
+
+/**
+ * The description of one parameter, for help texts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ParameterDoc {
+  readonly name: keyof Parameters
+  readonly type: string
+  readonly default?: string
+  readonly description: string
+}
+
+/**
+ * Every parameter the test API reads.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const parametersDoc: ReadonlyArray<ParameterDoc> = [
+  {
+    name: "latency_ms",
+    type: "number",
+    default: "200",
+    description: "Simulated latency in milliseconds; a multi-turn prompt waits once per turn."
+  },
+  {
+    name: "raise_error",
+    type: "\"True\" | \"False\"",
+    default: "\"False\"",
+    description: "\"True\" fails every attempt (as in Python prompto)."
+  },
+  {
+    name: "raise_error_type",
+    type: "string",
+    default: "\"ValueError\"",
+    description: "With raise_error: \"Exception\" fails retryably, anything else permanently (bad request)."
+  },
+  {
+    name: "fail_attempts",
+    type: "integer",
+    default: "0",
+    description: "The first n attempts of the record's id fail with a retryable transient error."
+  },
+  {
+    name: "rate_limit_attempts",
+    type: "integer",
+    default: "0",
+    description: "The first n attempts of the record's id fail with a rate-limit error (before fail_attempts)."
+  },
+  {
+    name: "retry_after_ms",
+    type: "number",
+    description: "The retry-after, in milliseconds, carried by the rate-limit errors."
+  }
+]
+
+/**
+ * The default simulated latency per turn, in milliseconds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLatencyMs = 200
+
+/**
+ * The message of the error raised by `raise_error: "True"`, as in Python prompto.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const errorMessage = "This is a test error which we should handle and return"
+
+const maxEcho = 60
+
+/**
+ * The answer to one turn: `"This is a test response to: <text>"`, the text cut to 60
+ * characters with `…`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const responseText = (text: string): string => {
+  const chars = Array.from(text)
+  const echo = chars.length > maxEcho ? `${chars.slice(0, maxEcho).join("")}…` : text
+  return `This is a test response to: ${echo}`
+}
+
+const wordCount = (text: string): number => text.split(/\s+/).filter((word) => word.length > 0).length
+
+const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/** The text of `content` or `parts`: a string, `{ text }`, or a list of those (others skipped). */
+const partsText = (value: unknown): string => {
+  if (typeof value === "string") return value
+  if (Array.isArray(value)) return value.map(partsText).filter((text) => text.length > 0).join(" ")
+  if (isRecord(value) && typeof value.text === "string") return value.text
+  return ""
+}
+
+const messageText = (message: PromptRecord.ChatMessage): string =>
+  partsText(message.content !== undefined ? message.content : message.parts)
+
+const isTurns = (prompt: PromptRecord.Prompt): prompt is ReadonlyArray<string> =>
+  typeof prompt !== "string" && prompt.every((turn) => typeof turn === "string")
+
+interface Plan {
+  /** The texts answered, one per turn. */
+  readonly questions: ReadonlyArray<string>
+  /** Every text sent, for the prompt token estimate. */
+  readonly sent: ReadonlyArray<string>
+  readonly multiTurn: boolean
+}
+
+const plan = (prompt: PromptRecord.Prompt): Plan => {
+  if (typeof prompt === "string") return { questions: [prompt], sent: [prompt], multiTurn: false }
+  if (isTurns(prompt)) return { questions: prompt, sent: prompt, multiTurn: true }
+  const texts = prompt.map(messageText)
+  const users = prompt.flatMap((message, index) => (message.role === "user" ? [index] : []))
+  const question = texts[users.at(-1) ?? texts.length - 1] ?? ""
+  return { questions: [question], sent: texts, multiTurn: false }
+}
+
+const sum = (values: ReadonlyArray<number>): number => values.reduce((total, value) => total + value, 0)
+
+const numberParameter = (parameters: Readonly<Record<string, unknown>>, key: string, fallback: number): number => {
+  const value = parameters[key]
+  return typeof value === "number" && Number.isFinite(value) ? value : fallback
+}
+
+const isNonNegativeNumber = (value: unknown): boolean =>
+  typeof value === "number" && Number.isFinite(value) && value >= 0
+
+const isNonNegativeInteger = (value: unknown): boolean =>
+  typeof value === "number" && Number.isInteger(value) && value >= 0
+
+/**
+ * Checks the parameters the test API reads; any prompt shape is accepted.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const check = (record: PromptRecord.PromptRecord): ReadonlyArray<Provider.RecordProblem> => {
+  const parameters = record.parameters ?? {}
+  const problems: Array<Provider.RecordProblem> = []
+  const numberKeys = ["latency_ms", "retry_after_ms"] as const
+  for (const key of numberKeys) {
+    if (key in parameters && !isNonNegativeNumber(parameters[key])) {
+      problems.push({ key: `parameters.${key}`, message: "must be a non-negative number (milliseconds)" })
+    }
+  }
+  if ("raise_error" in parameters && parameters.raise_error !== "True" && parameters.raise_error !== "False") {
+    problems.push({ key: "parameters.raise_error", message: "must be the string \"True\" or \"False\"" })
+  }
+  const integerKeys = ["fail_attempts", "rate_limit_attempts"] as const
+  for (const key of integerKeys) {
+    if (key in parameters && !isNonNegativeInteger(parameters[key])) {
+      problems.push({ key: `parameters.${key}`, message: "must be a non-negative integer" })
+    }
+  }
+  return problems
+}
+
+/**
+ * Makes a test API provider. Each instance counts attempts per record id on its own, so
+ * `fail_attempts` and `rate_limit_attempts` start afresh with a new instance.
+ *
+ * Failures take one turn's latency, like a real round trip, then fail.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (): Provider.Provider => {
+  const attempts = new Map<PromptRecord.PromptId, number>()
+  return {
+    api,
+    check,
+    query: (record) =>
+      Effect.gen(function*() {
+        const parameters = record.parameters ?? {}
+        const attempt = (attempts.get(record.id) ?? 0) + 1
+        attempts.set(record.id, attempt)
+        const latency = Math.max(0, numberParameter(parameters, "latency_ms", defaultLatencyMs))
+        const rateLimited = numberParameter(parameters, "rate_limit_attempts", 0)
+        const transient = numberParameter(parameters, "fail_attempts", 0)
+
+        if (parameters.raise_error === "True") {
+          yield* Effect.sleep(latency)
+          return yield* parameters.raise_error_type === "Exception"
+            ? new ProviderError.TransientError({ message: errorMessage })
+            : new ProviderError.PermanentError({ reason: "bad_request", message: errorMessage })
+        }
+        if (attempt <= rateLimited) {
+          yield* Effect.sleep(latency)
+          const retryAfter = parameters.retry_after_ms
+          return yield* new ProviderError.RateLimitError({
+            message: `test API rate limit (attempt ${attempt} of ${rateLimited} limited)`,
+            ...(typeof retryAfter === "number" ? { retryAfterMs: retryAfter } : {})
+          })
+        }
+        if (attempt <= rateLimited + transient) {
+          yield* Effect.sleep(latency)
+          return yield* new ProviderError.TransientError({
+            message: `test API failure (attempt ${attempt} of ${rateLimited + transient} failing)`,
+            status: 503
+          })
+        }
+
+        const { multiTurn, questions, sent } = plan(record.prompt)
+        const answers: Array<string> = []
+        for (const question of questions) {
+          yield* Effect.sleep(latency)
+          answers.push(responseText(question))
+        }
+        const promptTokens = sum(sent.map(wordCount))
+        const completionTokens = sum(answers.map(wordCount))
+        return {
+          response: multiTurn ? answers : answers[0] ?? "",
+          usage: {
+            prompt_tokens: promptTokens,
+            completion_tokens: completionTokens,
+            total_tokens: promptTokens + completionTokens
+          },
+          fields: { model: record.model_name, finish_reason: "stop" }
+        }
+      })
+  }
+}
+
+/**
+ * A provider registry holding only the test API. A fresh provider (with its own attempt
+ * counts) is made each time the layer is built.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.suspend(() => Provider.registryLayer(make()))
