@@ -14,7 +14,7 @@ import * as DataFolder from "./DataFolder.js"
 import * as ExperimentCheck from "./ExperimentCheck.js"
 import * as ExperimentFile from "./ExperimentFile.js"
 import * as Output from "./Output.js"
-import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
+import type { CompletedRecord, IdentifiedRecord, PromptRecord } from "./PromptRecord.js"
 import type { ProviderRegistry } from "./Provider.js"
 import * as QueuePlan from "./QueuePlan.js"
 import * as RunSummary from "./RunSummary.js"
@@ -166,6 +166,43 @@ export const invalidRecord = (
     error: { kind: "validation", message, attempts: 0 }
   }
 }
+
+/**
+ * Options of `runRecords`: a run whose records come from code instead of a file.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunRecordsOptions<E, R, E2, R2> extends Omit<RunOptions<E, R>, "file" | "moveToInput"> {
+  /** The experiment name: the file `input/<name>.jsonl` is written, then run. */
+  readonly name: string
+  readonly records: Stream.Stream<PromptRecord, E2, R2>
+}
+
+/**
+ * Runs records built in code: streams them to `<data folder>/input/<name>.jsonl`, then runs that
+ * file as `run` does, so the output files are the same as from the CLI.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const runRecords = <E = never, R = never, E2 = never, R2 = never>(
+  options: RunRecordsOptions<E, R, E2, R2>
+): Effect.Effect<RunResult, RunError | E | E2, FileSystem.FileSystem | Path.Path | ProviderRegistry | R | R2> =>
+  Effect.gen(function*() {
+    const folder = yield* DataFolder.prepare(options.dataFolder ?? "data")
+    const path = yield* Path.Path
+    const file = path.join(folder.input, `${options.name}.jsonl`)
+    yield* Effect.scoped(Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      yield* fs.writeFileString(file, "").pipe(
+        Effect.mapError((error) => new Output.OutputError({ path: file, message: error.message }))
+      )
+      const writer = yield* Output.appendLines(file)
+      yield* Stream.runForEachChunk(options.records, (chunk) => writer.write([...chunk].map((record) => JSON.stringify(record))))
+    }))
+    return yield* run({ ...options, file })
+  })
 
 const moveFile = (from: string, to: string) =>
   Effect.flatMap(FileSystem.FileSystem, (fs) =>
