@@ -47,8 +47,10 @@ export const Prompt = Schema.Union(
   Schema.Array(ChatMessage)
 ).annotations({
   identifier: "Prompt",
-  message: () =>
-    "must be a string, a list of strings, or a list of {\"role\", \"content\" | \"parts\"} messages"
+  message: () => ({
+    message: "must be a string, a list of strings, or a list of {\"role\", \"content\" | \"parts\"} messages",
+    override: true
+  })
 })
 
 /**
@@ -64,7 +66,7 @@ export type Prompt = typeof Prompt.Type
  * @category schemas
  */
 export const PromptId = Schema.Union(Schema.String, Schema.Number).annotations({
-  message: () => "must be a string or a number"
+  message: () => ({ message: "must be a string or a number", override: true })
 })
 
 /**

@@ -67,7 +67,9 @@ export interface QueuePlan {
 
 const checkRate = (where: string, value: unknown): number => {
   if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw new RateConfigError({ message: `${where}: the rate must be a number of queries per minute, got ${JSON.stringify(value)}` })
+    // JSON.stringify writes NaN and Infinity as "null": show numbers as they are
+    const got = typeof value === "number" ? String(value) : JSON.stringify(value)
+    throw new RateConfigError({ message: `${where}: the rate must be a number of queries per minute, got ${got}` })
   }
   if (value <= 0) {
     throw new RateConfigError({ message: `${where}: the rate must be greater than 0 queries per minute, got ${value}` })
