@@ -292,8 +292,14 @@ const runScoped = <E, R>(
     }
 
     // move the input into its output folder, as prompto does, and open the outputs
-    const startedAt = yield* Clock.currentTimeMillis
-    const files = yield* DataFolder.runFiles(folder, placed.path, startedAt)
+    // two runs of one file in the same second would share prompto's second-resolution names:
+    // take the next free second instead of appending to the other run's files
+    let startedAt = yield* Clock.currentTimeMillis
+    let files = yield* DataFolder.runFiles(folder, placed.path, startedAt)
+    while (yield* fs.exists(files.completed).pipe(Effect.orElseSucceed(() => false))) {
+      startedAt += 1000
+      files = yield* DataFolder.runFiles(folder, placed.path, startedAt)
+    }
     yield* fs.makeDirectory(files.folder, { recursive: true }).pipe(
       Effect.mapError((error) => new Output.OutputError({ path: files.folder, message: error.message }))
     )

@@ -152,6 +152,19 @@ describe("Experiment.run", () => {
     }).pipe(Effect.provide(Layer.merge(NodeContext.layer, MockProvider.layer(mock))))
   })
 
+  it.live("two runs of one file in the same second get separate files", () => {
+    const dir = tempDir()
+    const source = path.join(dir, "twice.jsonl")
+    fs.writeFileSync(source, lines([{ id: 1, api: "mock", model_name: "m", prompt: "a" }]))
+    return Effect.gen(function*() {
+      const first = yield* Experiment.run({ file: source, dataFolder: path.join(dir, "data"), ...fast })
+      const second = yield* Experiment.run({ file: source, dataFolder: path.join(dir, "data"), ...fast })
+      expect(second.files.completed).not.toBe(first.files.completed)
+      expect(readJsonl(first.files.completed)).toHaveLength(1)
+      expect(readJsonl(second.files.completed)).toHaveLength(1)
+    }).pipe(Effect.provide(Layer.merge(NodeContext.layer, MockProvider.layer(MockProvider.make("mock")))))
+  })
+
   it.live("rejects a rate of 0 with a clear error before touching the data folder", () => {
     const dir = tempDir()
     return Effect.gen(function*() {
