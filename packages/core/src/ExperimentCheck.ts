@@ -152,6 +152,45 @@ export const check = (
     }
   })
 
+const lineRanges = (lines: ReadonlyArray<number>): string => {
+  const ranges: Array<string> = []
+  let start = lines[0]!
+  let end = start
+  const flush = () => ranges.push(start === end ? String(start) : `${start}-${end}`)
+  for (const line of lines.slice(1)) {
+    if (line === end + 1) {
+      end = line
+    } else {
+      flush()
+      start = end = line
+    }
+  }
+  flush()
+  return ranges.length > 10 ? `${ranges.slice(0, 10).join(", ")}, ...` : ranges.join(", ")
+}
+
+/**
+ * Problems as text lines, one per distinct problem: the same key and message on several lines
+ * (an API that is not installed, say) is one line naming all of them.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const groupProblems = (problems: ReadonlyArray<LineProblem>): ReadonlyArray<string> => {
+  const groups = new Map<string, { readonly first: LineProblem; readonly lines: Array<number> }>()
+  for (const problem of problems) {
+    const id = `${problem.file}\u0000${problem.key ?? ""}\u0000${problem.message}`
+    const group = groups.get(id)
+    if (group === undefined) groups.set(id, { first: problem, lines: [problem.line] })
+    else group.lines.push(problem.line)
+  }
+  return [...groups.values()].map(({ first, lines }) =>
+    lines.length === 1
+      ? ExperimentFile.formatProblem(first)
+      : `${first.file}:lines ${lineRanges(lines)}: ${first.key === undefined ? "" : `key "${first.key}": `}${first.message}`
+  )
+}
+
 /**
  * A report as text lines: a headline, then every problem and warning with file, line and key.
  *
@@ -166,7 +205,7 @@ export const formatReport = (report: CheckReport): ReadonlyArray<string> => {
       ? `${report.file}: valid (${report.records} prompts)`
       : `${report.file}: invalid (${report.invalidRecords} of ${report.records} prompts have problems)`
   )
-  for (const problem of report.problems) out.push(`  error: ${ExperimentFile.formatProblem(problem)}`)
+  for (const line of groupProblems(report.problems)) out.push(`  error: ${line}`)
   out.push(...more(report.problems.length, report.problemCount))
   for (const warning of report.warnings) out.push(`  warning: ${ExperimentFile.formatProblem(warning)}`)
   out.push(...more(report.warnings.length, report.warningCount))
