@@ -86,16 +86,17 @@ export const make = (options: ProgressOptions): Progress => {
   }
   const every = (options.everySeconds ?? 5) * 1000
   let last = 0
+  let invalid = 0
   const line = (final: boolean) => {
     if (stats === undefined) return
     const t = RunSummary.totals(stats)
-    const finished = t.succeeded + t.failed
+    const sent = t.succeeded + t.failed
     const now = Date.now()
     if (!final && now - last < every) return
     last = now
     write(
-      `progress: ${finished}/${t.total} done (ok ${t.succeeded}, failed ${t.failed}, retries ${t.retries}, ` +
-        `in flight ${t.sent - t.retries - finished})`
+      `progress: ${sent + t.skipped}/${t.total + invalid} done (ok ${t.succeeded}, failed ${t.failed}, ` +
+        (invalid > 0 ? `invalid ${t.skipped}, ` : "") + `retries ${t.retries}, in flight ${t.sent - t.retries - sent})`
     )
   }
   return {
@@ -103,6 +104,7 @@ export const make = (options: ProgressOptions): Progress => {
       Effect.sync(() => {
         if (event._tag === "Started") {
           stats = event.stats
+          invalid = event.report.invalidRecords
           last = Date.now()
         } else if (event._tag === "Finished") {
           line(true)

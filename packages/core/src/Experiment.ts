@@ -242,6 +242,10 @@ const runScoped = <E, R>(
       catch: (error) =>
         error instanceof QueuePlan.RateConfigError ? error : new QueuePlan.RateConfigError({ message: String(error) })
     })
+    const timeout = Duration.decode(options.timeout ?? Duration.seconds(300))
+    if (!Duration.greaterThan(timeout, Duration.zero)) {
+      return yield* new QueuePlan.RateConfigError({ message: `--timeout must be more than 0 seconds, got ${Duration.format(timeout)}` })
+    }
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
       return yield* new QueuePlan.RateConfigError({ message: `--max-attempts must be a whole number of at least 1, got ${maxAttempts}` })
     }
@@ -294,15 +298,26 @@ const runScoped = <E, R>(
     // move the input into its output folder, as prompto does, and open the outputs
     // two runs of one file in the same second would share prompto's second-resolution names:
     // take the next free second instead of appending to the other run's files
+    // (the completed file is created exclusively, so two runs started at once cannot share it)
     let startedAt = yield* Clock.currentTimeMillis
     let files = yield* DataFolder.runFiles(folder, placed.path, startedAt)
-    while (yield* fs.exists(files.completed).pipe(Effect.orElseSucceed(() => false))) {
-      startedAt += 1000
-      files = yield* DataFolder.runFiles(folder, placed.path, startedAt)
-    }
     yield* fs.makeDirectory(files.folder, { recursive: true }).pipe(
       Effect.mapError((error) => new Output.OutputError({ path: files.folder, message: error.message }))
     )
+    const taken = (candidate: DataFolder.RunFiles) =>
+      Effect.gen(function*() {
+        for (const file of [candidate.input, candidate.inputJsonl, candidate.log]) {
+          if (yield* fs.exists(file).pipe(Effect.orElseSucceed(() => true))) return true
+        }
+        return yield* fs.writeFileString(candidate.completed, "", { flag: "wx" }).pipe(
+          Effect.as(false),
+          Effect.orElseSucceed(() => true)
+        )
+      })
+    while (yield* taken(files)) {
+      startedAt += 1000
+      files = yield* DataFolder.runFiles(folder, placed.path, startedAt)
+    }
     yield* moveFile(placed.path, files.input)
     if (format === "csv") {
       const converted = yield* Output.appendLines(files.inputJsonl)
@@ -360,7 +375,7 @@ const runScoped = <E, R>(
       )
     const results = Stream.merge(
       invalid.pipe(Stream.tap(() => Effect.sync(() => stats.skipped++))),
-      Scheduler.run(queues, { maxAttempts, timeout: options.timeout ?? Duration.seconds(300), onEvent: onSchedulerEvent })
+      Scheduler.run(queues, { maxAttempts, timeout, onEvent: onSchedulerEvent })
     )
     const staged = options.stages === undefined ? results : options.stages(results)
     yield* Stream.runForEachChunk(staged, (chunk) => completed.write([...chunk].map((record) => JSON.stringify(record))))

@@ -171,6 +171,8 @@ describe("Experiment.run", () => {
       const exit = yield* Effect.exit(Experiment.run({ file: path.join(dir, "x.jsonl"), dataFolder: path.join(dir, "data"), maxQueries: 0 }))
       expect(String(exit)).toContain("--max-queries: the rate must be greater than 0")
       expect(fs.existsSync(path.join(dir, "data"))).toBe(false)
+      const noTimeout = yield* Effect.exit(Experiment.run({ file: path.join(dir, "x.jsonl"), dataFolder: path.join(dir, "data"), timeout: 0 }))
+      expect(String(noTimeout)).toContain("--timeout must be more than 0 seconds")
     }).pipe(Effect.provide(Layer.merge(NodeContext.layer, MockProvider.layer())))
   })
 })

@@ -7,7 +7,7 @@ import { Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Experiment, QueuePlan, RunSummary } from "@prompto/core"
 import * as Providers from "@prompto/providers"
-import { Console, Effect, Option } from "effect"
+import { Console, Duration, Effect, Option } from "effect"
 import * as EnvFile from "../EnvFile.js"
 import * as Progress from "../Progress.js"
 import * as SharedOptions from "../SharedOptions.js"
@@ -100,6 +100,9 @@ export const command = Command.make("run", options, (flags) =>
     if (rates !== undefined && !flags.parallel) {
       yield* Console.error("warning: --max-queries-json is ignored without --parallel (prompto's rule)")
     }
+    if (!(flags.timeout > 0)) {
+      return yield* new QueuePlan.RateConfigError({ message: `--timeout must be more than 0 seconds, got ${flags.timeout}` })
+    }
     const progress = Progress.make({ interactive: process.stderr.isTTY === true })
     const result = yield* Experiment.run({
       file: flags.file,
@@ -109,7 +112,7 @@ export const command = Command.make("run", options, (flags) =>
       maxAttempts: flags.maxAttempts,
       parallel: flags.parallel,
       maxQueriesJson: rates,
-      timeout: `${flags.timeout} seconds`,
+      timeout: Duration.seconds(flags.timeout),
       skipInvalid: flags.skipInvalid,
       outputAsCsv: flags.outputAsCsv,
       onEvent: (event) =>
