@@ -15,6 +15,7 @@ import * as ExperimentCheck from "./ExperimentCheck.js"
 import * as ExperimentFile from "./ExperimentFile.js"
 import * as Output from "./Output.js"
 import type { CompletedRecord, IdentifiedRecord, PromptRecord } from "./PromptRecord.js"
+import * as Provider from "./Provider.js"
 import type { ProviderRegistry } from "./Provider.js"
 import * as QueuePlan from "./QueuePlan.js"
 import * as RunSummary from "./RunSummary.js"
@@ -250,6 +251,8 @@ const runScoped = <E, R>(
       return yield* new QueuePlan.RateConfigError({ message: `--max-attempts must be a whole number of at least 1, got ${maxAttempts}` })
     }
     const folder = yield* DataFolder.prepare(options.dataFolder ?? "data")
+    // providers read local images from this run's media folder
+    yield* Effect.locallyScoped(Provider.mediaFolder, folder.media)
     const placed = yield* DataFolder.placeInput(folder, options.file, { move: options.moveToInput ?? false })
 
     // one streaming pass: check every line and plan which queue each record goes to

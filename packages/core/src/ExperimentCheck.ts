@@ -96,7 +96,7 @@ export const check = (
     }
     yield* ExperimentFile.read(file).pipe(
       Stream.runForEach((entry) =>
-        Effect.sync(() => {
+        Effect.gen(function*() {
           records++
           const decoded = ExperimentFile.decode(name, entry)
           const lineProblems: Array<LineProblem> = []
@@ -121,7 +121,7 @@ export const check = (
             if (provider === undefined) {
               lineProblems.push({ file: name, line: entry.line, key: "api", message: missingProviderMessage(record.api, registry) })
             } else {
-              for (const problem of provider.check(record)) {
+              for (const problem of yield* provider.check(record)) {
                 lineProblems.push({ file: name, line: entry.line, key: problem.key, message: problem.message })
               }
             }

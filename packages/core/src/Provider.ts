@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, type Scope } from "effect"
+import { Context, Effect, FiberRef, Layer, type Scope } from "effect"
 import type { IdentifiedRecord, PromptRecord, Usage } from "./PromptRecord.js"
 import type { ProviderError } from "./ProviderError.js"
 
@@ -44,11 +44,23 @@ export interface RecordProblem {
 export interface Provider {
   /** The `api` value this provider answers, e.g. `"openai"`. */
   readonly api: string
-  /** Checks a record's shape (prompt, mode, parameters, configuration) without sending. */
-  readonly check: (record: PromptRecord) => ReadonlyArray<RecordProblem>
+  /**
+   * Checks a record's shape (prompt, mode, parameters, media files) and its configuration
+   * (keys, endpoints, read through `Config`) without sending anything.
+   */
+  readonly check: (record: PromptRecord) => Effect.Effect<ReadonlyArray<RecordProblem>>
   /** Sends one record and returns the response. Interruption must abort the request. */
   readonly query: (record: IdentifiedRecord) => Effect.Effect<ProviderResponse, ProviderError>
 }
+
+/**
+ * The media folder that prompts' local images are read from (`<data folder>/media`). A run sets
+ * it for its duration; providers read it with `FiberRef.get`.
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export const mediaFolder: FiberRef.FiberRef<string> = FiberRef.unsafeMake("data/media")
 
 /**
  * The APIs prompto knows. A record naming one of these whose provider is not installed gets a

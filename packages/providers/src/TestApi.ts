@@ -225,7 +225,7 @@ export const make = (): Provider.Provider => {
   const attempts = new Map<PromptRecord.PromptId, number>()
   return {
     api,
-    check,
+    check: (record) => Effect.sync(() => check(record)),
     query: (record) =>
       Effect.gen(function*() {
         const parameters = record.parameters ?? {}

@@ -6,7 +6,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
-import { DataFolder, ExperimentCheck } from "@prompto/core"
+import { DataFolder, ExperimentCheck, Provider } from "@prompto/core"
 import * as Providers from "@prompto/providers"
 import { Console, Effect, Option } from "effect"
 import { CommandFailed } from "../CliError.js"
@@ -35,7 +35,9 @@ export const command = Command.make("check", {
   Effect.gen(function*() {
     const env = yield* EnvFile.load(flags.envFile)
     if (env.warning !== undefined) yield* Console.error(`warning: ${env.warning}`)
+    const path = yield* Path.Path
     const report = yield* ExperimentCheck.check(flags.file).pipe(
+      Effect.locally(Provider.mediaFolder, path.join(path.resolve(flags.dataFolder), "media")),
       Effect.provide(Providers.layer),
       Effect.withConfigProvider(env.provider)
     )
@@ -47,7 +49,6 @@ export const command = Command.make("check", {
     }
     if (!ExperimentCheck.isValid(report)) return yield* new CommandFailed({ exitCode: 1 })
     if (flags.moveToInput) {
-      const path = yield* Path.Path
       const folder = yield* DataFolder.prepare(flags.dataFolder)
       const target = path.join(folder.input, path.basename(flags.file))
       yield* fs.rename(flags.file, target)

@@ -71,7 +71,7 @@ export const make = (api: string, options: MockOptions = {}): MockProvider => {
   return {
     api,
     calls,
-    check: options.check ?? (() => []),
+    check: (record) => Effect.sync(() => options.check?.(record) ?? []),
     query: (record) =>
       Effect.gen(function*() {
         const attempt = (attempts.get(record.id) ?? 0) + 1
