@@ -1,30 +1,76 @@
 /**
  * @prompto/providers: the built-in providers, one module per API. Each module exports `make`
- * (a provider) and `layer` (a registry holding just that provider).
+ * (a provider, or an effect building one) and `layer` (a registry holding just that provider).
  *
  * @since 0.1.0
  */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import type { HttpClient } from "@effect/platform"
 import { Provider } from "@prompto/core"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
+import * as Anthropic from "./Anthropic.js"
+import * as AzureOpenAi from "./AzureOpenAi.js"
+import * as Gemini from "./Gemini.js"
+import * as HuggingFaceTgi from "./HuggingFaceTgi.js"
+import * as Ollama from "./Ollama.js"
+import * as OpenAi from "./OpenAi.js"
+import * as Quart from "./Quart.js"
 import * as TestApi from "./TestApi.js"
+import * as VertexAi from "./VertexAi.js"
 
 /** @since 0.1.0 */
+export * as Anthropic from "./Anthropic.js"
+/** @since 0.1.0 */
+export * as AzureOpenAi from "./AzureOpenAi.js"
+/** @since 0.1.0 */
+export * as Gemini from "./Gemini.js"
+/** @since 0.1.0 */
+export * as HuggingFaceTgi from "./HuggingFaceTgi.js"
+/** @since 0.1.0 */
+export * as Media from "./Media.js"
+/** @since 0.1.0 */
+export * as ModelConfig from "./ModelConfig.js"
+/** @since 0.1.0 */
+export * as Ollama from "./Ollama.js"
+/** @since 0.1.0 */
+export * as OpenAi from "./OpenAi.js"
+/** @since 0.1.0 */
+export * as ProviderFailure from "./ProviderFailure.js"
+/** @since 0.1.0 */
+export * as Quart from "./Quart.js"
+/** @since 0.1.0 */
 export * as TestApi from "./TestApi.js"
+/** @since 0.1.0 */
+export * as VertexAi from "./VertexAi.js"
 
 /**
- * Makes a fresh instance of every built-in provider (currently the `test` API).
+ * Makes a fresh instance of every built-in provider. The HTTP-only ones (Ollama, Quart) share
+ * the given `HttpClient`; the SDK-backed ones keep one client per key and endpoint.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const all = (): ReadonlyArray<Provider.Provider> => [TestApi.make()]
+export const makeAll: Effect.Effect<ReadonlyArray<Provider.Provider>, never, HttpClient.HttpClient> = Effect.all([
+  Effect.sync(TestApi.make),
+  OpenAi.make,
+  AzureOpenAi.make,
+  Effect.sync(Anthropic.make),
+  Gemini.make,
+  VertexAi.make(),
+  HuggingFaceTgi.make,
+  Ollama.make,
+  Quart.make
+])
 
 /**
- * A provider registry holding every built-in provider. Fresh instances are made each time the
- * layer is built. To add or override providers, build your own with
- * `Provider.registryLayer(...all(), ...mine)`: later providers replace earlier ones.
+ * A provider registry holding every built-in provider, with one pooled Node HTTP client. Fresh
+ * instances are made each time the layer is built. To add or override providers, build your
+ * own registry: later providers with the same `api` replace earlier ones.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.suspend(() => Provider.registryLayer(...all()))
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.effect(
+  Provider.ProviderRegistry,
+  Effect.map(makeAll, (providers) => new Map(providers.map((provider) => [provider.api, provider])))
+).pipe(Layer.provide(NodeHttpClient.layerUndici))

@@ -1,0 +1,406 @@
+/**
+ * The `ollama` API over Ollama's native HTTP API with `@effect/platform`'s `HttpClient` (no SDK),
+ * as prompto sends it through the ollama Python client:
+ *
+ * - a string prompt: `POST {endpoint}/api/generate` with `{ model, prompt, stream: false, options }`;
+ * - a list of strings: a multi-turn chat, each turn `POST {endpoint}/api/chat` with the earlier
+ *   turns and answers as history; `response` is the list of answers;
+ * - a history of `{ role, content }` messages (roles `system`, `user`, `assistant`, keys exactly
+ *   those two): one `POST {endpoint}/api/chat` with `{ model, messages, stream: false, options }`.
+ *
+ * `parameters` are sent as `options`, as given. The endpoint is `OLLAMA_API_ENDPOINT` (or
+ * `OLLAMA_API_ENDPOINT_<model id>`), read per record, and parsed as the ollama client parses its
+ * host (`localhost` is `http://localhost:11434`). prompto's ollama API takes no images (its
+ * messages must have exactly `role` and `content`), so neither does this one.
+ *
+ * Errors: "try pulling it first" (the model is not downloaded) and "invalid options" are
+ * permanent, as in prompto; any other status is classified by `ProviderFailure.fromStatus`; a
+ * 200 whose body is not Ollama's JSON is transient.
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
+import { Effect, Either, Layer, Option, Schema } from "effect"
+import * as ModelConfig from "./ModelConfig.js"
+import * as ProviderFailure from "./ProviderFailure.js"
+
+/**
+ * The `api` value this provider answers.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const api = "ollama"
+
+/**
+ * The variable naming the Ollama server (per-model variants `OLLAMA_API_ENDPOINT_<model id>`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const endpointVariable = "OLLAMA_API_ENDPOINT"
+
+/**
+ * The roles a chat history may use (prompto's `ollama_chat_roles`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const chatRoles: ReadonlyArray<string> = ["system", "user", "assistant"]
+
+/**
+ * One message of an Ollama chat.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Message {
+  readonly role: string
+  readonly content: string
+}
+
+/**
+ * How a prompt is sent: one generate call, a chat turn by turn, or one chat call with a history.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Plan =
+  | { readonly _tag: "Generate"; readonly prompt: string }
+  | { readonly _tag: "Turns"; readonly turns: ReadonlyArray<string> }
+  | { readonly _tag: "History"; readonly messages: ReadonlyArray<Message> }
+
+const shapeMessage =
+  "if api == 'ollama', then the prompt must be a str, list[str], or list[dict[str,str]] where the dictionary " +
+  "contains the keys 'role' and 'content' only, and the values for 'role' must be one of 'system', 'user' or 'assistant'"
+
+const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+const messageFault = (message: unknown, index: number): string | undefined => {
+  if (!isRecord(message)) return `element ${index} is not a string or a {"role", "content"} message`
+  const keys = Object.keys(message).sort()
+  if (keys.length !== 2 || keys[0] !== "content" || keys[1] !== "role") {
+    return `message ${index} has keys ${keys.map((key) => `"${key}"`).join(", ")}`
+  }
+  if (typeof message.role !== "string" || !chatRoles.includes(message.role)) {
+    return `message ${index} has role ${JSON.stringify(message.role)}`
+  }
+  if (typeof message.content !== "string") return `message ${index} has content that is not a string`
+  return undefined
+}
+
+/**
+ * How a prompt is sent, or why it cannot be (prompto's meaning: a string, a list of strings, or a
+ * list of `{ role, content }` messages with roles `system`, `user`, `assistant` and string content).
+ *
+ * @since 0.1.0
+ * @category planning
+ */
+export const plan = (prompt: PromptRecord.Prompt): Either.Either<Plan, string> => {
+  if (typeof prompt === "string") return Either.right({ _tag: "Generate", prompt })
+  const items: ReadonlyArray<unknown> = prompt
+  if (items.length === 0) return Either.left(`${shapeMessage} (the list is empty)`)
+  if (items.every((item) => typeof item === "string")) {
+    return Either.right({ _tag: "Turns", turns: items as ReadonlyArray<string> })
+  }
+  for (const [index, item] of items.entries()) {
+    const fault = messageFault(item, index)
+    if (fault !== undefined) return Either.left(`${shapeMessage} (${fault})`)
+  }
+  return Either.right({ _tag: "History", messages: items as ReadonlyArray<Message> })
+}
+
+/**
+ * The server's base URL from an endpoint value, parsed as the ollama Python client parses its
+ * host: no scheme means `http` and port 11434 (`localhost` -> `http://localhost:11434`), a
+ * trailing `/` is dropped, a path is kept. `None` if it is not a URL.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const baseUrl = (endpoint: string): Option.Option<string> => {
+  let value = endpoint.trim()
+  const schemed = /^[a-z][a-z0-9+.-]*:\/\//i.test(value)
+  if (!schemed) value = `http://${value.startsWith(":") ? `127.0.0.1${value}` : value}`
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return Option.none()
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return Option.none()
+  if (url.hostname === "") return Option.none()
+  if (!schemed && url.port === "") url.port = "11434"
+  const path = url.pathname.replace(/\/+$/, "")
+  return Option.some(`${url.protocol}//${url.host}${path}`)
+}
+
+const invalidEndpointMessage = (modelName: string): string =>
+  `the value of ${
+    ModelConfig.candidates(endpointVariable, modelName).map((name) => `"${name}"`).join(" or ")
+  } is not an http(s) URL`
+
+/**
+ * What a reply of `/api/generate` or `/api/chat` holds, besides its text.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reply {
+  readonly text: string
+  readonly model?: string | undefined
+  readonly done_reason?: string | undefined
+  readonly prompt_eval_count?: number | undefined
+  readonly eval_count?: number | undefined
+}
+
+const Counts = {
+  model: Schema.optional(Schema.String),
+  done_reason: Schema.optional(Schema.String),
+  prompt_eval_count: Schema.optional(Schema.Number),
+  eval_count: Schema.optional(Schema.Number)
+}
+
+const GenerateReply = Schema.Struct({ response: Schema.String, ...Counts })
+const ChatReply = Schema.Struct({ message: Schema.Struct({ content: Schema.String }), ...Counts })
+
+/** The message of an error body (`{"error": "..."}`), or the body's text. */
+const serverMessage = (text: string): string => {
+  try {
+    const parsed: unknown = JSON.parse(text)
+    if (isRecord(parsed) && typeof parsed.error === "string") return parsed.error
+  } catch {
+    // not JSON: use the text
+  }
+  const trimmed = text.trim()
+  return trimmed === "" ? "(empty body)" : trimmed.length > 500 ? `${trimmed.slice(0, 500)}…` : trimmed
+}
+
+/**
+ * The errors prompto does not retry, recognised by the server's message: a model that is not
+ * downloaded ("try pulling it first") and invalid options. `undefined` for any other message.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const permanentError = (
+  message: string,
+  modelName: string,
+  status?: number
+): ProviderError.PermanentError | undefined => {
+  const withStatus = status === undefined ? {} : { status }
+  if (message.includes("try pulling it first")) {
+    return new ProviderError.PermanentError({
+      reason: "not_found",
+      message: `${api}: model ${modelName} is not downloaded: ${message}`,
+      ...withStatus
+    })
+  }
+  if (message.includes("invalid options")) {
+    return new ProviderError.PermanentError({
+      reason: "bad_request",
+      message: `${api}: invalid options for model ${modelName}: ${message}`,
+      ...withStatus
+    })
+  }
+  return undefined
+}
+
+/**
+ * The typed error for an error reply of the Ollama server, as prompto treats them: a model that
+ * is not downloaded and invalid options are permanent (`permanentError`); anything else is
+ * classified by status (429 rate limited with `retry-after`, 5xx transient, other 4xx permanent).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const classify = (
+  status: number,
+  message: string,
+  modelName: string,
+  headers?: ProviderFailure.HeadersLike
+): ProviderError.ProviderError =>
+  permanentError(message, modelName, status) ?? ProviderFailure.fromStatus(status, `${api}: ${message}`, headers)
+
+const transportError = (error: HttpClientError.HttpClientError): ProviderError.ProviderError => {
+  if (error._tag === "RequestError" && error.reason === "InvalidUrl") {
+    return new ProviderError.PermanentError({ reason: "configuration", message: `${api}: ${error.message}` })
+  }
+  const cause = (error.cause as { message?: unknown } | undefined)?.message
+  return new ProviderError.TransientError({
+    message: `${api}: ${error.message}${typeof cause === "string" && cause !== "" ? `: ${cause}` : ""}`
+  })
+}
+
+const malformed = (detail: string): ProviderError.TransientError =>
+  new ProviderError.TransientError({ message: `${api}: malformed response body: ${detail}`, status: 200 })
+
+const addCounts = (replies: ReadonlyArray<Reply>): PromptRecord.Usage | undefined => {
+  const sum = (key: "prompt_eval_count" | "eval_count"): number | undefined => {
+    const values = replies.map((reply) => reply[key]).filter((value): value is number => value !== undefined)
+    return values.length === 0 ? undefined : values.reduce((total, value) => total + value, 0)
+  }
+  const prompt = sum("prompt_eval_count")
+  const completion = sum("eval_count")
+  if (prompt === undefined && completion === undefined) return undefined
+  return {
+    ...(prompt === undefined ? {} : { prompt_tokens: prompt }),
+    ...(completion === undefined ? {} : { completion_tokens: completion }),
+    total_tokens: (prompt ?? 0) + (completion ?? 0)
+  }
+}
+
+/**
+ * The provider response for the replies of one record (one per turn): the text, or the list of
+ * texts for a multi-turn prompt; usage summed over the turns; `finish_reason` (Ollama's
+ * `done_reason`) and `model` of the last reply.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const toResponse = (replies: ReadonlyArray<Reply>, multiTurn: boolean): Provider.ProviderResponse => {
+  const last = replies.at(-1)
+  const usage = addCounts(replies)
+  const fields = {
+    ...(last?.done_reason === undefined ? {} : { finish_reason: last.done_reason }),
+    ...(last?.model === undefined ? {} : { model: last.model })
+  }
+  return {
+    response: multiTurn ? replies.map((reply) => reply.text) : last?.text ?? "",
+    ...(usage === undefined ? {} : { usage }),
+    fields
+  }
+}
+
+/**
+ * Makes the provider over the given `HttpClient`, which is captured and shared by every request
+ * (one connection pool, so connections are kept alive and reused).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient> = Effect.gen(function*() {
+  const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+
+  const post = <A, I>(
+    url: string,
+    body: unknown,
+    schema: Schema.Schema<A, I>,
+    modelName: string
+  ): Effect.Effect<A, ProviderError.ProviderError> =>
+    Effect.gen(function*() {
+      const request = yield* HttpClientRequest.post(url).pipe(
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.bodyJson(body),
+        Effect.mapError((error) =>
+          new ProviderError.PermanentError({ reason: "validation", message: `${api}: cannot encode the request: ${error.reason._tag}` })
+        )
+      )
+      const response = yield* Effect.mapError(client.execute(request), transportError)
+      const text = yield* Effect.mapError(response.text, transportError)
+      if (response.status < 200 || response.status >= 300) {
+        return yield* classify(response.status, serverMessage(text), modelName, response.headers)
+      }
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(text)
+      } catch {
+        return yield* malformed(`not JSON: ${text.slice(0, 100)}`)
+      }
+      if (isRecord(parsed) && typeof parsed.error === "string") {
+        // an error in a 200 body: permanent in prompto's two cases, otherwise transient
+        return yield* permanentError(parsed.error, modelName) ??
+          new ProviderError.TransientError({ message: `${api}: ${parsed.error}`, status: response.status })
+      }
+      return yield* Schema.decodeUnknown(schema)(parsed).pipe(
+        Effect.mapError((error) => malformed(error.message))
+      )
+    })
+
+  const generate = (base: string, model: string, prompt: string, options: unknown) =>
+    Effect.map(
+      post(`${base}/api/generate`, { model, prompt, stream: false, options }, GenerateReply, model),
+      ({ response, ...rest }): Reply => ({ text: response, ...rest })
+    )
+
+  const chat = (base: string, model: string, messages: ReadonlyArray<Message>, options: unknown) =>
+    Effect.map(
+      post(`${base}/api/chat`, { model, messages, stream: false, options }, ChatReply, model),
+      ({ message, ...rest }): Reply => ({ text: message.content, ...rest })
+    )
+
+  const check = (record: PromptRecord.PromptRecord): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
+    Effect.gen(function*() {
+      const problems: Array<Provider.RecordProblem> = []
+      const planned = plan(record.prompt)
+      if (Either.isLeft(planned)) problems.push({ key: "prompt", message: planned.left })
+      const endpoint = yield* ModelConfig.lookup(endpointVariable, record.model_name)
+      if (Option.isNone(endpoint)) {
+        problems.push(...(yield* ModelConfig.checkRequired([endpointVariable], record.model_name)))
+      } else if (Option.isNone(baseUrl(endpoint.value))) {
+        problems.push({ key: "api", message: invalidEndpointMessage(record.model_name) })
+      }
+      return problems
+    })
+
+  const query = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError> =>
+    Effect.gen(function*() {
+      const planned = plan(record.prompt)
+      if (Either.isLeft(planned)) {
+        return yield* new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${planned.left}` })
+      }
+      const model = record.model_name
+      const endpoint = yield* ModelConfig.require(endpointVariable, model)
+      const base = baseUrl(endpoint)
+      if (Option.isNone(base)) {
+        return yield* new ProviderError.PermanentError({ reason: "configuration", message: invalidEndpointMessage(model) })
+      }
+      const options = record.parameters ?? {}
+      const step = planned.right
+      switch (step._tag) {
+        case "Generate":
+          return toResponse([yield* generate(base.value, model, step.prompt, options)], false)
+        case "History":
+          return toResponse([yield* chat(base.value, model, step.messages, options)], false)
+        case "Turns": {
+          const history: Array<Message> = []
+          const replies: Array<Reply> = []
+          for (const turn of step.turns) {
+            history.push({ role: "user", content: turn })
+            const reply = yield* chat(base.value, model, [...history], options)
+            replies.push(reply)
+            history.push({ role: "assistant", content: reply.text })
+          }
+          return toResponse(replies, true)
+        }
+      }
+    })
+
+  return { api, check, query }
+})
+
+/**
+ * A provider registry holding only the `ollama` API, over an `HttpClient` the caller provides
+ * (share one client between providers to share its connection pool).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWithoutHttpClient: Layer.Layer<Provider.ProviderRegistry, never, HttpClient.HttpClient> = Provider
+  .registryLayerEffect(make)
+
+/**
+ * A provider registry holding only the `ollama` API, over undici's `HttpClient` (one keep-alive
+ * connection pool, closed when the layer is released).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Provider.ProviderRegistry> = layerWithoutHttpClient.pipe(
+  Layer.provide(NodeHttpClient.layerUndici)
+)

@@ -1,0 +1,205 @@
+/**
+ * The `quart` API: prompto's own small HTTP server around a Hugging Face `transformers`
+ * pipeline (`prompto/models/quart/quart_api.py`), spoken with `@effect/platform`'s `HttpClient`.
+ *
+ * A record is one `POST {endpoint}/generate` with `{ "text": prompt, "model": model_name,
+ * "options": parameters }`; the server answers `{ "response": <pipeline output>, "model": name }`
+ * and the text is `response[0].generated_text`. The prompt must be a string. The endpoint is
+ * `QUART_API_ENDPOINT` (or `QUART_API_ENDPOINT_<model id>`), read per record. The completed
+ * record gets `model` as the server reports it; the server reports no token usage or finish
+ * reason.
+ *
+ * Errors: an older server answers a wrong model with `{"error": ...}` and status 200, which
+ * prompto does not retry (it fails reading `response`), so that is permanent; other statuses are
+ * classified by `ProviderFailure.fromStatus` (prompto retries none of them, but a 5xx or 429 may
+ * well pass later); a 200 whose body is not the server's JSON is transient.
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
+import { Effect, Layer, Option, Schema } from "effect"
+import * as ModelConfig from "./ModelConfig.js"
+import * as ProviderFailure from "./ProviderFailure.js"
+
+/**
+ * The `api` value this provider answers.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const api = "quart"
+
+/**
+ * The variable naming the quart server (per-model variants `QUART_API_ENDPOINT_<model id>`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const endpointVariable = "QUART_API_ENDPOINT"
+
+/**
+ * prompto's message for a prompt that is not a string, or `undefined` for a string.
+ *
+ * @since 0.1.0
+ * @category checks
+ */
+export const promptProblem = (prompt: PromptRecord.Prompt): string | undefined =>
+  typeof prompt === "string" ? undefined : "if api == 'quart', then prompt must be a string, not a list"
+
+/**
+ * The URL of the `generate` route for an endpoint value (an http(s) URL; a trailing `/` is
+ * dropped), or `None` if it is not one.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const generateUrl = (endpoint: string): Option.Option<string> => {
+  let url: URL
+  try {
+    url = new URL(endpoint.trim())
+  } catch {
+    return Option.none()
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "") return Option.none()
+  return Option.some(`${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}/generate`)
+}
+
+const invalidEndpointMessage = (modelName: string): string =>
+  `the value of ${
+    ModelConfig.candidates(endpointVariable, modelName).map((name) => `"${name}"`).join(" or ")
+  } is not an http(s) URL`
+
+const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/**
+ * The server's reply: the pipeline output (a list whose first item holds `generated_text`) and
+ * the model it runs.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Reply = Schema.Struct({
+  response: Schema.NonEmptyArray(Schema.Struct({ generated_text: Schema.String })),
+  model: Schema.optional(Schema.String)
+})
+
+/** The message of an error body (`{"error": "..."}`), or the body's text. */
+const serverMessage = (text: string): string => {
+  try {
+    const parsed: unknown = JSON.parse(text)
+    if (isRecord(parsed) && typeof parsed.error === "string") return parsed.error
+  } catch {
+    // not JSON: use the text
+  }
+  const trimmed = text.trim()
+  return trimmed === "" ? "(empty body)" : trimmed.length > 500 ? `${trimmed.slice(0, 500)}…` : trimmed
+}
+
+const transportError = (error: HttpClientError.HttpClientError): ProviderError.ProviderError => {
+  if (error._tag === "RequestError" && error.reason === "InvalidUrl") {
+    return new ProviderError.PermanentError({ reason: "configuration", message: `${api}: ${error.message}` })
+  }
+  const cause = (error.cause as { message?: unknown } | undefined)?.message
+  return new ProviderError.TransientError({
+    message: `${api}: ${error.message}${typeof cause === "string" && cause !== "" ? `: ${cause}` : ""}`
+  })
+}
+
+const malformed = (detail: string): ProviderError.TransientError =>
+  new ProviderError.TransientError({ message: `${api}: malformed response body: ${detail}`, status: 200 })
+
+/**
+ * Makes the provider over the given `HttpClient`, which is captured and shared by every request
+ * (one connection pool, so connections are kept alive and reused).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient> = Effect.gen(function*() {
+  const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+
+  const check = (record: PromptRecord.PromptRecord): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
+    Effect.gen(function*() {
+      const problems: Array<Provider.RecordProblem> = []
+      const prompt = promptProblem(record.prompt)
+      if (prompt !== undefined) problems.push({ key: "prompt", message: prompt })
+      const endpoint = yield* ModelConfig.lookup(endpointVariable, record.model_name)
+      if (Option.isNone(endpoint)) {
+        problems.push(...(yield* ModelConfig.checkRequired([endpointVariable], record.model_name)))
+      } else if (Option.isNone(generateUrl(endpoint.value))) {
+        problems.push({ key: "api", message: invalidEndpointMessage(record.model_name) })
+      }
+      return problems
+    })
+
+  const query = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError> =>
+    Effect.gen(function*() {
+      const problem = promptProblem(record.prompt)
+      if (problem !== undefined) {
+        return yield* new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${problem}` })
+      }
+      const endpoint = yield* ModelConfig.require(endpointVariable, record.model_name)
+      const url = generateUrl(endpoint)
+      if (Option.isNone(url)) {
+        return yield* new ProviderError.PermanentError({ reason: "configuration", message: invalidEndpointMessage(record.model_name) })
+      }
+      const request = yield* HttpClientRequest.post(url.value).pipe(
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.bodyJson({ text: record.prompt, model: record.model_name, options: record.parameters ?? {} }),
+        Effect.mapError((error) =>
+          new ProviderError.PermanentError({ reason: "validation", message: `${api}: cannot encode the request: ${error.reason._tag}` })
+        )
+      )
+      const response = yield* Effect.mapError(client.execute(request), transportError)
+      const text = yield* Effect.mapError(response.text, transportError)
+      if (response.status < 200 || response.status >= 300) {
+        return yield* ProviderFailure.fromStatus(response.status, `${api}: ${serverMessage(text)}`, response.headers)
+      }
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(text)
+      } catch {
+        return yield* malformed(`not JSON: ${text.slice(0, 100)}`)
+      }
+      if (isRecord(parsed) && typeof parsed.error === "string" && !("response" in parsed)) {
+        return yield* new ProviderError.PermanentError({
+          reason: /not found/i.test(parsed.error) ? "not_found" : "bad_request",
+          message: `${api}: ${parsed.error}`,
+          status: response.status
+        })
+      }
+      const reply = yield* Schema.decodeUnknown(Reply)(parsed).pipe(Effect.mapError((error) => malformed(error.message)))
+      return {
+        response: reply.response[0].generated_text,
+        fields: reply.model === undefined ? {} : { model: reply.model }
+      }
+    })
+
+  return { api, check, query }
+})
+
+/**
+ * A provider registry holding only the `quart` API, over an `HttpClient` the caller provides
+ * (share one client between providers to share its connection pool).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWithoutHttpClient: Layer.Layer<Provider.ProviderRegistry, never, HttpClient.HttpClient> = Provider
+  .registryLayerEffect(make)
+
+/**
+ * A provider registry holding only the `quart` API, over undici's `HttpClient` (one keep-alive
+ * connection pool, closed when the layer is released).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Provider.ProviderRegistry> = layerWithoutHttpClient.pipe(
+  Layer.provide(NodeHttpClient.layerUndici)
+)

@@ -1,0 +1,461 @@
+/**
+ * What the OpenAI family (`openai`, `azure-openai`, `huggingface-tgi`) shares over the `openai`
+ * SDK: prompt shape checks with prompto's meaning, message building (images from the media
+ * folder as base64 `data:` URLs), the chat and completion calls, response parsing and one
+ * cached SDK client per (api, key, endpoint).
+ *
+ * @since 0.1.0
+ */
+import { type PromptRecord, type Provider, ProviderError } from "@prompto/core"
+import { Effect, Option, Redacted } from "effect"
+import type OpenAI from "openai"
+import * as Media from "../Media.js"
+import * as ModelConfig from "../ModelConfig.js"
+import * as ProviderFailure from "../ProviderFailure.js"
+
+/**
+ * `chat` sends `chat.completions`; `completion` the legacy completions endpoint (a string
+ * prompt only: lists are always chats, as in prompto).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Mode = "chat" | "completion"
+
+/**
+ * The modes a record may name.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const modes: ReadonlyArray<Mode> = ["chat", "completion"]
+
+/**
+ * The roles of a chat history (prompto's `openai_chat_roles`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const chatRoles: ReadonlyArray<string> = ["system", "user", "assistant"]
+
+/**
+ * Options every client is built with: no SDK retries (the scheduler retries) and the largest
+ * timeout Node's timers allow (the scheduler's per-request timeout interrupts, which aborts).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const clientDefaults = { maxRetries: 0, timeout: 2_147_483_647 } as const
+
+/**
+ * How a record reaches its server: the identity of its client and how to build one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Connection {
+  /** (api, key, endpoint, ...): records with equal keys share one client. */
+  readonly key: ReadonlyArray<string>
+  readonly create: () => OpenAI
+}
+
+/**
+ * One API of the family.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Spec {
+  readonly api: string
+  /** `messages`: str, list[str] or a role/content history; `turns`: str or list[str] only. */
+  readonly shapes: "messages" | "turns"
+  /** The mode of a string prompt when the record names none. */
+  readonly defaultMode: Mode
+  /** prompto's TypeError text for a prompt of the wrong shape. */
+  readonly shapeError: string
+  /** Configuration problems of a record (names only, never values). */
+  readonly checkConfig: (modelName: string) => Effect.Effect<ReadonlyArray<Provider.RecordProblem>>
+  /** The connection for a record; a missing variable is a permanent configuration error. */
+  readonly connect: (modelName: string) => Effect.Effect<Connection, ProviderError.PermanentError>
+  /** The `model` sent in the request body. */
+  readonly requestModel: (record: PromptRecord.PromptRecord) => string
+}
+
+const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+const isTurns = (prompt: ReadonlyArray<unknown>): prompt is ReadonlyArray<string> =>
+  prompt.every((turn) => typeof turn === "string")
+
+/** Keys of the request body that come from the record, not from `parameters`. */
+const reservedParameters = ["model", "messages", "prompt"]
+
+/** Local media references of one message content, and what is wrong with it. */
+interface ContentCheck {
+  readonly problems: ReadonlyArray<string>
+  readonly media: ReadonlyArray<string>
+}
+
+const imageUrlOf = (value: unknown): string | undefined =>
+  typeof value === "string" ? value : isRecord(value) && typeof value.url === "string" ? value.url : undefined
+
+const checkContent = (content: unknown, at: string): ContentCheck => {
+  if (typeof content === "string") return { problems: [], media: [] }
+  if (!Array.isArray(content)) {
+    return { problems: [`${at}: "content" must be a string or a list of content items`], media: [] }
+  }
+  const problems: Array<string> = []
+  const media: Array<string> = []
+  content.forEach((item: unknown, index) => {
+    if (typeof item === "string") return
+    if (isRecord(item) && item.type === "text" && typeof item.text === "string") return
+    if (isRecord(item) && item.type === "image_url") {
+      const url = imageUrlOf(item.image_url)
+      const detail = isRecord(item.image_url) ? item.image_url.detail : undefined
+      if (url === undefined) {
+        problems.push(`${at}, item ${index}: "image_url" must be a string or {"url", "detail"?}`)
+      } else if (detail !== undefined && typeof detail !== "string") {
+        problems.push(`${at}, item ${index}: "image_url.detail" must be a string`)
+      } else if (!Media.isUrl(url)) {
+        media.push(url)
+      }
+      return
+    }
+    problems.push(
+      `${at}, item ${index}: content items must be strings, {"type": "text", "text"} or {"type": "image_url", "image_url"}`
+    )
+  })
+  return { problems, media }
+}
+
+/**
+ * The shape problems of a record (prompt, mode, parameters) and the local media files its
+ * prompt names. Pure: `check` adds configuration and media existence, `query` re-checks this
+ * before sending.
+ *
+ * @since 0.1.0
+ * @category checks
+ */
+export const shapeProblems = (
+  spec: Pick<Spec, "shapes" | "shapeError">,
+  record: PromptRecord.PromptRecord
+): { readonly problems: ReadonlyArray<Provider.RecordProblem>; readonly media: ReadonlyArray<string> } => {
+  const problems: Array<Provider.RecordProblem> = []
+  const media: Array<string> = []
+  const prompt: unknown = record.prompt
+  const parameters = record.parameters ?? {}
+  if (Array.isArray(prompt)) {
+    const items: ReadonlyArray<unknown> = prompt
+    if (items.length === 0) {
+      problems.push({ key: "prompt", message: "a prompt list must not be empty" })
+    } else if (items.every((turn) => typeof turn === "string")) {
+      if (typeof parameters.n === "number" && parameters.n > 1) {
+        problems.push({
+          key: "parameters.n",
+          message: "a multi-turn prompt (list of strings) takes one choice per turn: n must be 1"
+        })
+      }
+    } else if (
+      spec.shapes === "messages" &&
+      items.every((message) =>
+        isRecord(message) && Object.keys(message).length === 2 && "role" in message && "content" in message &&
+        typeof message.role === "string" && chatRoles.includes(message.role)
+      )
+    ) {
+      items.forEach((message, index) => {
+        const content = checkContent(isRecord(message) ? message.content : undefined, `message ${index}`)
+        problems.push(...content.problems.map((text) => ({ key: "prompt", message: text })))
+        media.push(...content.media)
+      })
+    } else {
+      problems.push({ key: "prompt", message: spec.shapeError })
+    }
+  } else if (typeof prompt !== "string") {
+    problems.push({ key: "prompt", message: spec.shapeError })
+  }
+  if (record.mode !== undefined && !(modes as ReadonlyArray<string>).includes(record.mode)) {
+    problems.push({ key: "mode", message: `Invalid mode value. Must be 'chat' or 'completion', not ${record.mode}` })
+  }
+  if (parameters.stream !== undefined && parameters.stream !== false) {
+    problems.push({ key: "parameters.stream", message: "streaming is not supported: responses are written whole" })
+  }
+  for (const key of reservedParameters) {
+    if (key in parameters) {
+      problems.push({ key: `parameters.${key}`, message: `"${key}" is set from the record and cannot be a parameter` })
+    }
+  }
+  return { problems, media }
+}
+
+/**
+ * `check` problems when a variable holding an endpoint is set but is not an http(s) URL
+ * (the problem names the variable, not its value).
+ *
+ * @since 0.1.0
+ * @category checks
+ */
+export const checkUrl = (name: string, modelName: string): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
+  Effect.map(ModelConfig.lookup(name, modelName), (value) =>
+    Option.isSome(value) && !/^https?:\/\/[^/]/i.test(value.value.trim())
+      ? [{
+        key: "api",
+        message: `${
+          ModelConfig.candidates(name, modelName).map((candidate) => `"${candidate}"`).join(" or ")
+        } (the one set) must be an http(s) URL`
+      }]
+      : [])
+
+/**
+ * Requires a secret for a model, failing with a permanent configuration error naming it.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const requireSecret = (
+  name: string,
+  modelName: string
+): Effect.Effect<Redacted.Redacted<string>, ProviderError.PermanentError> =>
+  Effect.map(ModelConfig.require(name, modelName), Redacted.make)
+
+/**
+ * An endpoint without trailing slashes, so paths can be appended.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const trimEndpoint = (endpoint: string): string => endpoint.trim().replace(/\/+$/, "")
+
+const toContentPart = (item: unknown): Effect.Effect<unknown, ProviderError.PermanentError> => {
+  if (typeof item === "string") return Effect.succeed({ type: "text", text: item })
+  if (isRecord(item) && item.type === "image_url") {
+    const url = imageUrlOf(item.image_url) ?? ""
+    const detail = isRecord(item.image_url) && typeof item.image_url.detail === "string"
+      ? { detail: item.image_url.detail }
+      : {}
+    if (Media.isUrl(url)) return Effect.succeed({ type: "image_url", image_url: { url, ...detail } })
+    return Effect.map(Media.read(url), (file) => ({
+      type: "image_url",
+      image_url: { url: `data:${file.mimeType};base64,${file.base64}`, ...detail }
+    }))
+  }
+  return Effect.succeed(item)
+}
+
+/**
+ * The chat message sent for a history message: string content as is; content items as OpenAI
+ * content parts, with local images read from the media folder as base64 `data:` URLs.
+ *
+ * @since 0.1.0
+ * @category messages
+ */
+export const toMessage = (
+  message: PromptRecord.ChatMessage
+): Effect.Effect<OpenAI.Chat.ChatCompletionMessageParam, ProviderError.PermanentError> =>
+  Array.isArray(message.content)
+    ? Effect.map(
+      Effect.forEach(message.content, toContentPart),
+      (content) => ({ role: message.role, content }) as OpenAI.Chat.ChatCompletionMessageParam
+    )
+    : Effect.succeed({ role: message.role, content: message.content } as OpenAI.Chat.ChatCompletionMessageParam)
+
+/**
+ * One response of the API, parsed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Answer {
+  /** The text of each choice, in `index` order. */
+  readonly texts: ReadonlyArray<string>
+  readonly finishReasons: ReadonlyArray<string | null>
+  /** The model name the server reports. */
+  readonly model: string | undefined
+  readonly usage: PromptRecord.Usage | undefined
+}
+
+const numberOr = (value: unknown): number | undefined => typeof value === "number" ? value : undefined
+
+const parseUsage = (usage: unknown): PromptRecord.Usage | undefined => {
+  if (!isRecord(usage)) return undefined
+  const prompt_tokens = numberOr(usage.prompt_tokens)
+  const completion_tokens = numberOr(usage.completion_tokens)
+  const total_tokens = numberOr(usage.total_tokens)
+  return {
+    ...(prompt_tokens === undefined ? {} : { prompt_tokens }),
+    ...(completion_tokens === undefined ? {} : { completion_tokens }),
+    ...(total_tokens === undefined ? {} : { total_tokens })
+  }
+}
+
+/**
+ * Parses a chat completion or a text completion; `undefined` if the body is not one.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseAnswer = (mode: Mode, body: unknown): Answer | undefined => {
+  if (!isRecord(body) || !Array.isArray(body.choices)) return undefined
+  const choices: Array<{ readonly index: number; readonly text: string; readonly reason: string | null }> = []
+  for (const [position, choice] of body.choices.entries()) {
+    if (!isRecord(choice)) return undefined
+    let text: string
+    if (mode === "chat") {
+      const message = choice.message
+      if (!isRecord(message)) return undefined
+      text = typeof message.content === "string"
+        ? message.content
+        : typeof message.refusal === "string"
+        ? message.refusal
+        : ""
+    } else {
+      if (typeof choice.text !== "string") return undefined
+      text = choice.text
+    }
+    choices.push({
+      index: numberOr(choice.index) ?? position,
+      text,
+      reason: typeof choice.finish_reason === "string" ? choice.finish_reason : null
+    })
+  }
+  choices.sort((a, b) => a.index - b.index)
+  return {
+    texts: choices.map((choice) => choice.text),
+    finishReasons: choices.map((choice) => choice.reason),
+    model: typeof body.model === "string" ? body.model : undefined,
+    usage: parseUsage(body.usage)
+  }
+}
+
+const send = (
+  api: string,
+  mode: Mode,
+  request: (signal: AbortSignal) => Promise<unknown>
+): Effect.Effect<Answer, ProviderError.ProviderError> =>
+  Effect.tryPromise({ try: request, catch: (error) => ProviderFailure.fromUnknown(error, api) }).pipe(
+    Effect.flatMap((body) => {
+      const answer = parseAnswer(mode, body)
+      return answer === undefined
+        ? Effect.fail(
+          new ProviderError.TransientError({
+            message: `${api}: malformed response: expected a ${mode === "chat" ? "chat completion" : "completion"} with "choices"`
+          })
+        )
+        : Effect.succeed(answer)
+    })
+  )
+
+const sumUsage = (answers: ReadonlyArray<Answer>): PromptRecord.Usage | undefined => {
+  const reported = answers.map((answer) => answer.usage).filter((usage) => usage !== undefined)
+  if (reported.length === 0) return undefined
+  const sum = (key: keyof PromptRecord.Usage) => {
+    const values = reported.map((usage) => usage[key]).filter((value) => value !== undefined)
+    return values.length === 0 ? {} : { [key]: values.reduce((total, value) => total + value, 0) }
+  }
+  return { ...sum("prompt_tokens"), ...sum("completion_tokens"), ...sum("total_tokens") }
+}
+
+/** prompto's `process_response`: "" for no choice, the text for one, the list for several. */
+const single = <A>(values: ReadonlyArray<A>, none: A): A | ReadonlyArray<A> =>
+  values.length === 1 ? values[0]! : values.length === 0 ? none : values
+
+const toResponse = (
+  answers: ReadonlyArray<Answer>,
+  multiTurn: boolean
+): Provider.ProviderResponse => {
+  const last = answers.at(-1)
+  const usage = sumUsage(answers)
+  const response = multiTurn
+    ? answers.map((answer) => answer.texts[0] ?? "")
+    : single(last?.texts ?? [], "")
+  const finishReason = multiTurn
+    ? answers.map((answer) => answer.finishReasons[0] ?? null)
+    : single(last?.finishReasons ?? [], null)
+  return {
+    response,
+    ...(usage === undefined ? {} : { usage }),
+    fields: { finish_reason: finishReason, ...(last?.model === undefined ? {} : { model: last.model }) }
+  }
+}
+
+/**
+ * Builds a provider for one API of the family. Clients are created on first use per
+ * (api, key, endpoint) and reused by every later record with the same connection.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (spec: Spec): Provider.Provider => {
+  const clients = new Map<string, OpenAI>()
+  const clientFor = (connection: Connection): Effect.Effect<OpenAI, ProviderError.PermanentError> =>
+    Effect.suspend(() => {
+      const key = JSON.stringify(connection.key)
+      const cached = clients.get(key)
+      if (cached !== undefined) return Effect.succeed(cached)
+      return Effect.try({
+        try: () => {
+          const client = connection.create()
+          clients.set(key, client)
+          return client
+        },
+        catch: (error) =>
+          new ProviderError.PermanentError({
+            reason: "configuration",
+            message: `${spec.api}: cannot create the client: ${error instanceof Error ? error.message : String(error)}`
+          })
+      })
+    })
+
+  const chat = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
+    send(spec.api, "chat", (signal) =>
+      client.chat.completions.create(body as unknown as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, { signal }))
+
+  const complete = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
+    send(spec.api, "completion", (signal) =>
+      client.completions.create(body as unknown as OpenAI.CompletionCreateParamsNonStreaming, { signal }))
+
+  return {
+    api: spec.api,
+    check: (record) =>
+      Effect.gen(function*() {
+        const shape = shapeProblems(spec, record)
+        const media = yield* Media.checkExists(shape.media)
+        const config = yield* spec.checkConfig(record.model_name)
+        return [...shape.problems, ...media, ...config]
+      }),
+    query: (record) =>
+      Effect.gen(function*() {
+        const shape = shapeProblems(spec, record)
+        if (shape.problems.length > 0) {
+          return yield* new ProviderError.PermanentError({
+            reason: "validation",
+            message: shape.problems.map((problem) => `${problem.key}: ${problem.message}`).join("; ")
+          })
+        }
+        const client = yield* Effect.flatMap(spec.connect(record.model_name), clientFor)
+        const model = spec.requestModel(record)
+        const parameters = record.parameters ?? {}
+        const prompt = record.prompt
+
+        if (typeof prompt === "string") {
+          const answer = (record.mode ?? spec.defaultMode) === "completion"
+            ? yield* complete(client, { model, prompt, ...parameters })
+            : yield* chat(client, { model, messages: [{ role: "user", content: prompt }], ...parameters })
+          return toResponse([answer], false)
+        }
+        if (isTurns(prompt)) {
+          // each turn is sent with the earlier turns and answers
+          const messages: Array<OpenAI.Chat.ChatCompletionMessageParam> = []
+          const answers: Array<Answer> = []
+          for (const turn of prompt) {
+            messages.push({ role: "user", content: turn })
+            const answer = yield* chat(client, { model, messages: [...messages], ...parameters })
+            answers.push(answer)
+            messages.push({ role: "assistant", content: answer.texts[0] ?? "" })
+          }
+          return toResponse(answers, true)
+        }
+        const messages = yield* Effect.forEach(prompt, toMessage)
+        return toResponse([yield* chat(client, { model, messages, ...parameters })], false)
+      })
+  }
+}

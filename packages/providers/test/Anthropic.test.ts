@@ -1,0 +1,562 @@
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { describe, expect, it } from "@effect/vitest"
+import { Experiment, type PromptRecord, Provider, ProviderError } from "@prompto/core"
+import { ConfigProvider, Effect, Either, Layer } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Anthropic from "../src/Anthropic.js"
+import * as AnthropicServer from "./servers/AnthropicServer.js"
+
+const fixtures = "/work/shared/fixtures/prompto-examples"
+const exampleFile = path.join(fixtures, "anthropic/data/input/anthropic-example.jsonl")
+const multimodalFile = path.join(fixtures, "anthropic/data/input/anthropic-multimodal-example.jsonl")
+const evaluationFile = path.join(fixtures, "evaluation/data/input/evaluation-example.jsonl")
+const fixtureMedia = path.join(fixtures, "openai/data/media")
+
+const haiku = "claude-3-haiku-20240307"
+const sonnet = "claude-3-5-sonnet-20240620"
+const maxTokens = { temperature: 1, max_tokens: 100 }
+
+const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "prompto-anthropic-"))
+const readJsonl = (file: string): Array<any> =>
+  fs.readFileSync(file, "utf8").split("\n").filter((line) => line.length > 0).map((line) => JSON.parse(line))
+const base64Of = (file: string) => fs.readFileSync(path.join(fixtureMedia, file)).toString("base64")
+
+/** A media folder holding the fixture images. */
+const mediaFolder = () => {
+  const dir = path.join(tempDir(), "media")
+  fs.cpSync(fixtureMedia, dir, { recursive: true })
+  return dir
+}
+
+const record = (
+  prompt: PromptRecord.Prompt,
+  parameters: Readonly<Record<string, unknown>> = maxTokens,
+  model = haiku
+): PromptRecord.IdentifiedRecord => ({ id: 1, api: "anthropic", model_name: model, prompt, parameters })
+
+const config = (entries: ReadonlyArray<readonly [string, string]>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+
+/** A server, a fresh provider and a configuration pointing at the server. */
+const withServer = <A, E>(
+  body: (server: AnthropicServer.AnthropicServer, provider: Provider.Provider) => Effect.Effect<A, E>
+) =>
+  Effect.gen(function*() {
+    const server = yield* AnthropicServer.start()
+    return yield* body(server, Anthropic.make()).pipe(
+      config([["ANTHROPIC_API_KEY", "test-key"], ["ANTHROPIC_BASE_URL", server.url]])
+    )
+  })
+
+const failure = (effect: Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError>) =>
+  Effect.flatMap(Effect.either(effect), (result) =>
+    Either.isLeft(result) ? Effect.succeed(result.left) : Effect.die(`expected a failure, got ${JSON.stringify(result.right)}`))
+
+describe("Anthropic", () => {
+  describe("query", () => {
+    it.scopedLive("sends a string prompt as one user message, with auth and version headers", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({
+            _tag: "Message",
+            text: "Technology shapes us.",
+            stopReason: "max_tokens",
+            model: "claude-3-haiku-20240307-served",
+            usage: { input_tokens: 12, output_tokens: 4 }
+          })
+          const response = yield* provider.query(record("How does technology impact us?"))
+          expect(response).toEqual({
+            response: "Technology shapes us.",
+            usage: { prompt_tokens: 12, completion_tokens: 4, total_tokens: 16 },
+            fields: { finish_reason: "max_tokens", model: "claude-3-haiku-20240307-served" }
+          })
+          expect(server.requests).toHaveLength(1)
+          const [request] = server.requests
+          expect(request!.method).toBe("POST")
+          expect(request!.path).toBe("/v1/messages")
+          // the SDK (v1, API version 2026-10-21) sends the key as a bearer token
+          expect(request!.headers.authorization).toBe("Bearer test-key")
+          expect(request!.headers["anthropic-version"]).toMatch(/^\d{4}-\d\d-\d\d$/)
+          expect(request!.body).toEqual({
+            model: haiku,
+            messages: [{ role: "user", content: "How does technology impact us?" }],
+            temperature: 1,
+            max_tokens: 100
+          })
+        })))
+
+    it.scopedLive("answers with the server's default text and usage when none is programmed", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const response = yield* provider.query(record("Hello there", { max_tokens: 5 }, sonnet))
+          expect(response.response).toBe(AnthropicServer.defaultAnswer(0, sonnet, "Hello there"))
+          expect(response.response).toBe(server.requests[0]!.answer)
+          // 2 input words; the answer "Answer 0 from <model>: Hello there" has 6 words
+          expect(response.usage).toEqual({ prompt_tokens: 2, completion_tokens: 6, total_tokens: 8 })
+          expect(response.fields).toEqual({ finish_reason: "end_turn", model: sonnet })
+        })))
+
+    it.scopedLive("concatenates the text blocks of an answer and skips other blocks", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({
+            _tag: "Message",
+            text: ["Hello, ", "world", "!"],
+            extraBlocks: [{ type: "thinking", thinking: "Let me think", signature: "sig" }]
+          })
+          expect((yield* provider.query(record("hi"))).response).toBe("Hello, world!")
+        })))
+
+    it.scopedLive("sends a list of strings turn by turn with the history, and answers with a list", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue(
+            { _tag: "Message", text: "Trade creates jobs.", usage: { input_tokens: 7, output_tokens: 3 } },
+            { _tag: "Message", text: "A joke.", stopReason: "max_tokens", usage: { input_tokens: 15, output_tokens: 2 } }
+          )
+          const response = yield* provider.query(
+            record(["How does international trade create jobs?", "I want a joke about that"])
+          )
+          expect(response.response).toEqual(["Trade creates jobs.", "A joke."])
+          expect(response.usage).toEqual({ prompt_tokens: 22, completion_tokens: 5, total_tokens: 27 })
+          expect(response.fields).toEqual({ finish_reason: ["end_turn", "max_tokens"], model: haiku })
+          expect(server.requests.map((request) => request.body.messages)).toEqual([
+            [{ role: "user", content: "How does international trade create jobs?" }],
+            [
+              { role: "user", content: "How does international trade create jobs?" },
+              { role: "assistant", content: "Trade creates jobs." },
+              { role: "user", content: "I want a joke about that" }
+            ]
+          ])
+        })))
+
+    it.scopedLive("pulls a leading system message out into the top-level `system` argument", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const response = yield* provider.query(record([
+            { role: "system", content: "You are a helpful assistant designed to answer questions briefly." },
+            { role: "user", content: "Hello, I'm Bob and I'm 6 years old" },
+            { role: "assistant", content: "Hi Bob, how may I assist you?" },
+            { role: "user", content: "How old will I be next year?" }
+          ]))
+          expect(response.response).toBe(AnthropicServer.defaultAnswer(0, haiku, "How old will I be next year?"))
+          const body = server.requests[0]!.body
+          expect(body.system).toBe("You are a helpful assistant designed to answer questions briefly.")
+          expect(body.messages).toEqual([
+            { role: "user", content: "Hello, I'm Bob and I'm 6 years old" },
+            { role: "assistant", content: "Hi Bob, how may I assist you?" },
+            { role: "user", content: "How old will I be next year?" }
+          ])
+          expect(body.max_tokens).toBe(100)
+
+          // without a system message no `system` key is sent
+          yield* provider.query(record([{ role: "user", content: "hi" }]))
+          expect("system" in server.requests[1]!.body).toBe(false)
+        })))
+
+    it.scopedLive("reads prompto's image blocks from the media folder as base64; Anthropic's own blocks pass through", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const media = mediaFolder()
+          const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+          yield* provider.query(record([
+            {
+              role: "user",
+              content: [
+                "describe what is happening in this image",
+                { type: "image", source: { media: "pantani_giro.jpg", media_type: "image/jpeg" } },
+                { type: "image", source: { media: "mortadella.jpg" } },
+                { type: "image", source: { type: "base64", media_type: "image/png", data: png }, cache_control: { type: "ephemeral" } },
+                { type: "image", source: { media: "https://example.com/cat.jpg", media_type: "image/jpeg" } },
+                { type: "text", text: "thanks" }
+              ]
+            },
+            { role: "assistant", content: "A cyclist." },
+            { role: "user", content: { type: "image", source: { media: "mortadella.jpg", media_type: "image/jpeg" } } }
+          ])).pipe(Effect.locally(Provider.mediaFolder, media))
+          const messages = server.requests[0]!.body.messages
+          expect(messages[0].content).toEqual([
+            { type: "text", text: "describe what is happening in this image" },
+            { type: "image", source: { type: "base64", media_type: "image/jpeg", data: base64Of("pantani_giro.jpg") } },
+            // no media_type: taken from the file name
+            { type: "image", source: { type: "base64", media_type: "image/jpeg", data: base64Of("mortadella.jpg") } },
+            { type: "image", source: { type: "base64", media_type: "image/png", data: png }, cache_control: { type: "ephemeral" } },
+            { type: "image", source: { type: "url", url: "https://example.com/cat.jpg" } },
+            { type: "text", text: "thanks" }
+          ])
+          expect(messages[1]).toEqual({ role: "assistant", content: "A cyclist." })
+          expect(messages[2].content).toEqual([
+            { type: "image", source: { type: "base64", media_type: "image/jpeg", data: base64Of("mortadella.jpg") } }
+          ])
+        })))
+
+    it.scopedLive("per-model variables choose the key and the endpoint", () =>
+      Effect.gen(function*() {
+        const shared = yield* AnthropicServer.start({ apiKeys: ["key-shared"] })
+        const dedicated = yield* AnthropicServer.start({ apiKeys: ["key-sonnet"] })
+        const provider = Anthropic.make()
+        yield* Effect.gen(function*() {
+          yield* provider.query(record("to haiku"))
+          yield* provider.query(record("to sonnet", maxTokens, sonnet))
+          yield* provider.query(record("to haiku again"))
+        }).pipe(config([
+          ["ANTHROPIC_API_KEY", "key-shared"],
+          ["ANTHROPIC_BASE_URL", shared.url],
+          ["ANTHROPIC_API_KEY_claude_3_5_sonnet_20240620", "key-sonnet"],
+          ["ANTHROPIC_BASE_URL_claude_3_5_sonnet_20240620", dedicated.url]
+        ]))
+        expect(shared.requests.map((request) => request.body.messages[0].content)).toEqual(["to haiku", "to haiku again"])
+        expect(shared.requests.every((request) => request.headers.authorization === "Bearer key-shared")).toBe(true)
+        expect(dedicated.requests.map((request) => request.body.messages[0].content)).toEqual(["to sonnet"])
+        expect(dedicated.requests[0]!.headers.authorization).toBe("Bearer key-sonnet")
+      }))
+
+    it.scopedLive("refuses invalid records and missing configuration without sending anything", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const noMaxTokens = yield* failure(provider.query(record("hi", { temperature: 1 })))
+          expect(noMaxTokens).toBeInstanceOf(ProviderError.PermanentError)
+          expect(noMaxTokens).toMatchObject({ reason: "validation" })
+          expect(noMaxTokens.message).toContain("parameters.max_tokens")
+
+          const twoSystems = yield* failure(provider.query(record([
+            { role: "system", content: "a" },
+            { role: "system", content: "b" },
+            { role: "user", content: "hi" }
+          ])))
+          expect(twoSystems).toMatchObject({ _tag: "PermanentError", reason: "validation" })
+          expect(twoSystems.message).toContain("prompt[1]")
+
+          const missingMedia = yield* failure(
+            provider.query(record([{ role: "user", content: [{ type: "image", source: { media: "nope.jpg", media_type: "image/jpeg" } }] }]))
+              .pipe(Effect.locally(Provider.mediaFolder, mediaFolder()))
+          )
+          expect(missingMedia).toMatchObject({ _tag: "PermanentError", reason: "validation" })
+          expect(missingMedia.message).toContain("nope.jpg")
+
+          const noKey = yield* failure(provider.query(record("hi")).pipe(config([["ANTHROPIC_BASE_URL", server.url]])))
+          expect(noKey).toMatchObject({ _tag: "PermanentError", reason: "configuration" })
+          expect(noKey.message).toContain("\"ANTHROPIC_API_KEY_claude_3_haiku_20240307\", \"ANTHROPIC_API_KEY\"")
+
+          const badUrl = yield* failure(provider.query(record("hi")).pipe(config([
+            ["ANTHROPIC_API_KEY", "test-key"],
+            ["ANTHROPIC_BASE_URL", "not a url"]
+          ])))
+          expect(badUrl).toMatchObject({ _tag: "PermanentError", reason: "configuration" })
+          expect(server.requests).toHaveLength(0)
+        })))
+  })
+
+  describe("errors", () => {
+    it.scopedLive("429 with retry-after is a rate limit carrying the wait; the SDK does not retry", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({
+            _tag: "Error",
+            status: 429,
+            type: "rate_limit_error",
+            message: "Number of request tokens has exceeded your per-minute rate limit",
+            headers: { "retry-after": "7" }
+          })
+          const error = yield* failure(provider.query(record("hi")))
+          expect(error).toBeInstanceOf(ProviderError.RateLimitError)
+          expect(error).toMatchObject({ retryAfterMs: 7000, retryable: true })
+          expect(error.message).toContain("per-minute rate limit")
+          expect(server.requests).toHaveLength(1)
+        })))
+
+    it.scopedLive("529 overloaded is a rate limit", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({ _tag: "Error", status: 529, type: "overloaded_error", message: "Overloaded" })
+          const error = yield* failure(provider.query(record("hi")))
+          expect(error).toBeInstanceOf(ProviderError.RateLimitError)
+          expect(error.message).toBe("anthropic: 529 overloaded_error: Overloaded")
+          expect(server.requests).toHaveLength(1)
+        })))
+
+    it.scopedLive("500 is transient and sent once", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({ _tag: "Error", status: 500, type: "api_error", message: "Internal server error" })
+          const error = yield* failure(provider.query(record("hi")))
+          expect(error).toBeInstanceOf(ProviderError.TransientError)
+          expect(error).toMatchObject({ status: 500, retryable: true })
+          expect(server.requests).toHaveLength(1)
+        })))
+
+    it.scopedLive("a multi-turn prompt fails with the turn that fails", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({ _tag: "Message", text: "first" }, { _tag: "Error", status: 500, type: "api_error", message: "boom" })
+          const error = yield* failure(provider.query(record(["a", "b", "c"])))
+          expect(error).toBeInstanceOf(ProviderError.TransientError)
+          expect(server.requests).toHaveLength(2)
+        })))
+
+    it.scopedLive("400 with Anthropic's error body is permanent and carries its message", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({
+            _tag: "Error",
+            status: 400,
+            type: "invalid_request_error",
+            message: "temperature: range: 0..1"
+          })
+          const error = yield* failure(provider.query(record("hi", { max_tokens: 10, temperature: 3 })))
+          expect(error).toBeInstanceOf(ProviderError.PermanentError)
+          expect(error).toMatchObject({ reason: "bad_request", status: 400, retryable: false })
+          expect(error.message).toBe("anthropic: 400 invalid_request_error: temperature: range: 0..1")
+
+          // the server's own validation: an image type the API does not take
+          const media = mediaFolder()
+          const rejected = yield* failure(
+            provider.query(record([{ role: "user", content: [{ type: "image", source: { media: "mortadella.jpg", media_type: "image/bmp" } }] }]))
+              .pipe(Effect.locally(Provider.mediaFolder, media))
+          )
+          expect(rejected).toMatchObject({ _tag: "PermanentError", reason: "bad_request" })
+          expect(rejected.message).toContain("media_type")
+        })))
+
+    it.scopedLive("a wrong key is a permanent auth error", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const error = yield* failure(provider.query(record("hi")).pipe(config([
+            ["ANTHROPIC_API_KEY", "wrong-key"],
+            ["ANTHROPIC_BASE_URL", server.url]
+          ])))
+          expect(error).toMatchObject({ _tag: "PermanentError", reason: "auth", status: 401 })
+          expect(error.message).toContain("authentication_error")
+          expect(server.requests[0]!.headers.authorization).toBe("Bearer wrong-key")
+        })))
+
+    it.scopedLive("a malformed 200 body is transient", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({ _tag: "Malformed" }, { _tag: "Json", body: { type: "message", role: "assistant" } }, {
+            _tag: "Json",
+            body: "just a string"
+          })
+          for (const _ of [1, 2, 3]) {
+            const error = yield* failure(provider.query(record("hi")))
+            expect(error).toBeInstanceOf(ProviderError.TransientError)
+          }
+          expect(server.requests).toHaveLength(3)
+        })))
+
+    it.scopedLive("a hang is cut by the timeout and the HTTP request is aborted", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({ _tag: "Hang" })
+          const started = Date.now()
+          const result = yield* provider.query(record("hi")).pipe(Effect.timeout("300 millis"), Effect.either)
+          expect(Either.isLeft(result) && result.left._tag).toBe("TimeoutException")
+          expect(Date.now() - started).toBeLessThan(2000)
+          expect(server.requests).toHaveLength(1)
+          const hung = server.requests[0]!
+          // the server sees the connection close, without having answered
+          const closed = yield* Effect.promise(() => hung.closed).pipe(Effect.timeout("2 seconds"), Effect.either)
+          expect(Either.isRight(closed)).toBe(true)
+          expect(hung.answered).toBe(false)
+          // the provider still works afterwards
+          expect((yield* provider.query(record("again"))).response).toBe(AnthropicServer.defaultAnswer(1, haiku, "again"))
+        })))
+  })
+
+  describe("check", () => {
+    const withKey = config([["ANTHROPIC_API_KEY", "test-key"]])
+    const check = (input: PromptRecord.PromptRecord) => Anthropic.make().check(input).pipe(withKey)
+    const keys = (problems: ReadonlyArray<Provider.RecordProblem>) => problems.map((problem) => problem.key)
+
+    it.effect("accepts every prompto example line", () =>
+      Effect.gen(function*() {
+        const lines = [exampleFile, multimodalFile, evaluationFile].flatMap(readJsonl)
+        expect(lines).toHaveLength(10)
+        for (const line of lines) {
+          expect(yield* check(line).pipe(Effect.locally(Provider.mediaFolder, mediaFolder()))).toEqual([])
+        }
+      }))
+
+    it.effect("reports prompt shapes prompto rejects, on key \"prompt\"", () =>
+      Effect.gen(function*() {
+        const bad: ReadonlyArray<readonly [PromptRecord.Prompt, string]> = [
+          [[{ role: "user", content: "hi" }, { role: "system", content: "late" }], "only the first message"],
+          [[{ role: "system", content: "a" }, { role: "system", content: "b" }, { role: "user", content: "c" }], "only the first message"],
+          [[{ role: "model", content: "hi" }], "role must be \"user\" or \"assistant\""],
+          [[{ role: "user", content: "hi", name: "bob" }], "exactly the keys"],
+          [[{ role: "user", parts: ["hi"] }], "exactly the keys"],
+          [[{ role: "user", content: 42 }], "must be a string or a list"],
+          [[{ role: "user", content: [{ type: "image", source: {} }] }], "needs \"media\""],
+          [[{ role: "user", content: [{ type: "image", source: { media: "gs://bucket/a.jpg" } }] }], "http(s) URL"],
+          [[{ role: "user", content: [{ text: "no type" }] }], "needs a \"type\""],
+          [[{ role: "system", content: [{ type: "image", source: { media: "a.jpg" } }] }, { role: "user", content: "hi" }], "system message's content"],
+          [[{ role: "system", content: "only a system message" }], "at least one user or assistant message"],
+          [[], "empty"]
+        ]
+        for (const [prompt, message] of bad) {
+          const problems = yield* check(record(prompt))
+          expect(keys(problems)).toEqual(["prompt"])
+          expect(problems[0]!.message).toContain(message)
+        }
+        const mixed = yield* check(record(["a", { role: "user", content: "b" }] as unknown as PromptRecord.Prompt))
+        expect(mixed).toEqual([{ key: "prompt", message: Anthropic.promptShapeMessage }])
+        expect(Anthropic.checkShape(record([{ role: "user", content: "fine" }]))).toEqual([])
+      }))
+
+    it.effect("requires parameters.max_tokens, as prompto does, and guards the keys it sets itself", () =>
+      Effect.gen(function*() {
+        expect(yield* check(record("hi", { temperature: 1 }))).toEqual([
+          { key: "parameters.max_tokens", message: expect.stringContaining("required") }
+        ])
+        expect(keys(yield* check(record("hi", { max_tokens: "100" })))).toEqual(["parameters.max_tokens"])
+        expect(keys(yield* check(record("hi", { max_tokens: 10, model: "x", messages: [] })))).toEqual([
+          "parameters.model",
+          "parameters.messages"
+        ])
+        expect(keys(yield* check(record("hi", { max_tokens: 10, stream: true })))).toEqual(["parameters.stream"])
+        expect(keys(yield* check(record([{ role: "system", content: "a" }, { role: "user", content: "b" }], { max_tokens: 10, system: "c" }))))
+          .toEqual(["parameters.system"])
+        // a system parameter with a plain prompt is passed through, as in prompto
+        expect(yield* check(record("hi", { max_tokens: 10, system: "be brief" }))).toEqual([])
+      }))
+
+    it.effect("names the missing key variables (never a value) and rejects a bad endpoint", () =>
+      Effect.gen(function*() {
+        const provider = Anthropic.make()
+        const missing = yield* provider.check(record("hi")).pipe(config([]))
+        expect(missing).toEqual([{
+          key: "api",
+          message: "at least one of the environment variables \"ANTHROPIC_API_KEY_claude_3_haiku_20240307\", \"ANTHROPIC_API_KEY\" must be set"
+        }])
+        const perModel = config([["ANTHROPIC_API_KEY_claude_3_haiku_20240307", "sk-secret-value"]])
+        expect(yield* provider.check(record("hi")).pipe(perModel)).toEqual([])
+        const other = yield* provider.check(record("hi", maxTokens, sonnet)).pipe(perModel)
+        expect(keys(other)).toEqual(["api"])
+        expect(JSON.stringify(other)).not.toContain("sk-secret-value")
+        const badUrl = yield* provider.check(record("hi")).pipe(config([["ANTHROPIC_API_KEY", "k"], ["ANTHROPIC_BASE_URL", "ftp://x"]]))
+        expect(badUrl).toEqual([{ key: "api", message: expect.stringContaining("\"ANTHROPIC_BASE_URL\"") }])
+      }))
+
+    it.effect("reports media files missing from the media folder", () =>
+      Effect.gen(function*() {
+        const media = mediaFolder()
+        const problems = yield* check(record([{
+          role: "user",
+          content: [
+            { type: "image", source: { media: "pantani_giro.jpg", media_type: "image/jpeg" } },
+            { type: "image", source: { media: "missing.png", media_type: "image/png" } },
+            { type: "image", source: { media: "https://example.com/remote.jpg", media_type: "image/jpeg" } }
+          ]
+        }])).pipe(Effect.locally(Provider.mediaFolder, media))
+        expect(problems).toEqual([{ key: "prompt", message: `media file not found: ${path.join(media, "missing.png")}` }])
+      }))
+  })
+
+  describe("layer", () => {
+    it.effect("registers the anthropic API, and builds without any key", () =>
+      Effect.gen(function*() {
+        const registry = yield* Provider.ProviderRegistry
+        expect([...registry.keys()]).toEqual([Anthropic.api])
+        expect(registry.get("anthropic")!.api).toBe("anthropic")
+      }).pipe(Effect.provide(Anthropic.layer), config([])))
+  })
+
+  describe("end to end with Experiment.run", () => {
+    const run = (server: AnthropicServer.AnthropicServer, file: string, withMedia = false) => {
+      const dataFolder = path.join(tempDir(), "data")
+      if (withMedia) fs.cpSync(fixtureMedia, path.join(dataFolder, "media"), { recursive: true })
+      return Experiment.run({ file, dataFolder, maxQueries: 600_000, parallel: true }).pipe(
+        Effect.map((result) => ({ result, completed: readJsonl(result.files.completed) })),
+        Effect.provide(Layer.merge(NodeContext.layer, Anthropic.layer)),
+        config([["ANTHROPIC_API_KEY", "test-key"], ["ANTHROPIC_BASE_URL", server.url]])
+      )
+    }
+    const lastUserText = (messages: ReadonlyArray<any>): string => {
+      const content = [...messages].reverse().find((message) => message.role === "user").content
+      return typeof content === "string" ? content : content.filter((b: any) => b.type === "text").map((b: any) => b.text).join(" ")
+    }
+    /** Each completed response is the server's answer to a request for that record's model. */
+    const expectServerAnswers = (server: AnthropicServer.AnthropicServer, completed: ReadonlyArray<any>) => {
+      for (const line of completed) {
+        const answers = Array.isArray(line.response) ? line.response : [line.response]
+        for (const answer of answers) {
+          const request = server.requests.find((request) => request.answer === answer)
+          expect(request, `response of id ${line.id}`).toBeDefined()
+          expect(request!.body.model).toBe(line.model_name)
+          expect(answer).toBe(AnthropicServer.defaultAnswer(request!.index, line.model_name, lastUserText(request!.body.messages)))
+        }
+        expect(line).toMatchObject({ api: "anthropic", model: line.model_name, usage: { total_tokens: expect.any(Number) } })
+        expect(line.error).toBeUndefined()
+      }
+    }
+
+    it.scopedLive("runs prompto's anthropic example: every id once, system separate, history per turn", () =>
+      Effect.gen(function*() {
+        const server = yield* AnthropicServer.start()
+        // the first request fails once: the scheduler retries it
+        server.enqueue({ _tag: "Error", status: 500, type: "api_error", message: "Internal server error" })
+        const { completed } = yield* run(server, exampleFile)
+        expect(completed.map((line) => line.id).sort()).toEqual([0, 1, 2, 3, 4])
+        expectServerAnswers(server, completed)
+        // 5 prompts, one of them two turns, one retry
+        expect(server.requests).toHaveLength(7)
+        const answered = server.requests.filter((request) => request.answer !== undefined)
+        expect(answered.every((request) => request.body.max_tokens === 100 && request.body.temperature === 1)).toBe(true)
+        expect(answered.every((request) => request.headers.authorization === "Bearer test-key")).toBe(true)
+
+        const byId = new Map(completed.map((line) => [line.id, line]))
+        // prompto's output keys are all there, in the same places
+        const prompto = readJsonl(path.join(fixtures, "anthropic/data/output/anthropic-example/16-07-2024-11-24-23-completed-anthropic-example.jsonl"))
+        for (const line of prompto) {
+          const ours = byId.get(line.id)
+          expect(Object.keys(ours).slice(0, Object.keys(line).length)).toEqual(Object.keys(line))
+          expect(typeof ours.response).toBe(typeof line.response)
+          expect(Array.isArray(ours.response)).toBe(Array.isArray(line.response))
+        }
+        expect(byId.get(2).response).toHaveLength(2)
+
+        const withSystem = answered.filter((request) => request.body.system !== undefined)
+        expect(withSystem).toHaveLength(2)
+        for (const request of withSystem) {
+          expect(request.body.system).toBe("You are a helpful assistant designed to answer questions briefly.")
+          expect(request.body.messages.every((message: any) => message.role !== "system")).toBe(true)
+        }
+        const second = answered.find((request) => request.body.messages.length === 3 && request.body.messages[2].content === "I want a joke about that")
+        expect(second!.body.messages[1]).toEqual({ role: "assistant", content: byId.get(2).response[0] })
+      }))
+
+    it.scopedLive("runs prompto's multimodal example with the images read from the data folder's media/", () =>
+      Effect.gen(function*() {
+        const server = yield* AnthropicServer.start()
+        const { completed } = yield* run(server, multimodalFile, true)
+        expect(completed.map((line) => line.id).sort()).toEqual([0, 1, 2])
+        expectServerAnswers(server, completed)
+        expect(server.requests).toHaveLength(3)
+        const images = server.requests.flatMap((request) =>
+          request.body.messages.flatMap((message: any) =>
+            Array.isArray(message.content) ? message.content.filter((block: any) => block.type === "image") : []
+          )
+        )
+        expect(images.map((image: any) => image.source.data).sort()).toEqual(
+          [base64Of("pantani_giro.jpg"), base64Of("pantani_giro.jpg"), base64Of("mortadella.jpg")].sort()
+        )
+        expect(images.every((image: any) => image.source.type === "base64" && image.source.media_type === "image/jpeg")).toBe(true)
+        const mortadella = server.requests.find((request) => request.body.messages[0].content[1]?.type === "text")
+        expect(mortadella!.body.messages[0].content[1]).toEqual({ type: "text", text: "what is this?" })
+        const history = server.requests.find((request) => request.body.messages.length === 3)
+        expect(history!.body.messages.map((message: any) => message.role)).toEqual(["user", "assistant", "user"])
+      }))
+
+    it.scopedLive("runs prompto's evaluation example", () =>
+      Effect.gen(function*() {
+        const server = yield* AnthropicServer.start()
+        const { completed, result } = yield* run(server, evaluationFile)
+        expect(completed.map((line) => line.id).sort()).toEqual([0, 1])
+        expectServerAnswers(server, completed)
+        expect(server.requests.map((request) => request.body.model).sort()).toEqual([sonnet, haiku])
+        expect(result.stats.queues.size).toBe(1)
+      }))
+  })
+})

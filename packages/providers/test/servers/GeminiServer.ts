@@ -1,0 +1,258 @@
+/**
+ * A loopback server speaking the wire protocol of the Gemini API and of Vertex AI's
+ * `generateContent`, for tests through the real `@google/genai` SDK:
+ *
+ * - `POST /v1beta/models/<model>:generateContent` (Gemini API, key in `x-goog-api-key`);
+ * - `POST /v1beta1/projects/<project>/locations/<location>/publishers/google/models/<model>:generateContent`
+ *   (Vertex AI, `Authorization: Bearer <token>`);
+ * - `GET /v1beta/files/<id>` (Files API lookup of an uploaded file);
+ * - `POST /token` (Google's OAuth token endpoint, for a refresh-token credential).
+ *
+ * Every request is recorded. `generateContent` answers from a queue of programmed replies, else
+ * with a default answer echoing the last user text, with Google's safety ratings, usage and
+ * model version.
+ *
+ * @since 0.1.0
+ */
+import { Effect, type Scope } from "effect"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RecordedRequest {
+  readonly method: string
+  readonly path: string
+  readonly headers: http.IncomingHttpHeaders
+  /** The parsed JSON body, or the raw text if it is not JSON. */
+  readonly body: any
+  /** For `generateContent`: the model, and for Vertex the project and location. */
+  readonly model?: string
+  readonly project?: string
+  readonly location?: string
+}
+
+/**
+ * A programmed reply: JSON with a status and headers, a raw body, or a hang that never answers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Reply =
+  | { readonly _tag: "Json"; readonly status?: number; readonly headers?: Record<string, string>; readonly body: unknown }
+  | { readonly _tag: "Raw"; readonly status?: number; readonly headers?: Record<string, string>; readonly body: string }
+  | { readonly _tag: "Hang" }
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface GeminiServer {
+  readonly url: string
+  readonly requests: Array<RecordedRequest>
+  /** Replies for the next `generateContent` calls, in order. */
+  readonly enqueue: (...replies: ReadonlyArray<Reply>) => void
+  /** Replies for the next `/token` calls, in order (else a fresh access token). */
+  readonly enqueueToken: (...replies: ReadonlyArray<Exclude<Reply, { _tag: "Hang" }>>) => void
+  /** `generateContent` requests only. */
+  readonly generations: () => ReadonlyArray<RecordedRequest>
+  /** How many hung requests saw their connection closed by the client. */
+  readonly hangsClosed: () => number
+  /** Resolves once `count` hung requests (default 1) have had their connection closed by the client. */
+  readonly hangClosed: (count?: number) => Promise<void>
+}
+
+/**
+ * The access token the `/token` endpoint hands out.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const accessToken = "ya29.loopback-token"
+
+/**
+ * Google's error body.
+ *
+ * @since 0.1.0
+ * @category replies
+ */
+export const errorBody = (code: number, status: string, message: string, details?: ReadonlyArray<unknown>) => ({
+  error: { code, message, status, ...(details === undefined ? {} : { details }) }
+})
+
+/**
+ * A `generateContent` response with one candidate.
+ *
+ * @since 0.1.0
+ * @category replies
+ */
+export const textResponse = (
+  text: string,
+  options: {
+    readonly model?: string
+    readonly finishReason?: string
+    readonly probabilities?: ReadonlyArray<string>
+    readonly usage?: { readonly prompt: number; readonly candidates: number }
+  } = {}
+) => {
+  const categories = [
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+    "HARM_CATEGORY_HATE_SPEECH",
+    "HARM_CATEGORY_HARASSMENT",
+    "HARM_CATEGORY_DANGEROUS_CONTENT"
+  ]
+  const usage = options.usage ?? { prompt: 8, candidates: 12 }
+  return {
+    candidates: [{
+      content: { role: "model", parts: [{ text }] },
+      finishReason: options.finishReason ?? "STOP",
+      index: 0,
+      safetyRatings: categories.map((category, i) => ({
+        category,
+        probability: options.probabilities?.[i] ?? "NEGLIGIBLE"
+      }))
+    }],
+    usageMetadata: {
+      promptTokenCount: usage.prompt,
+      candidatesTokenCount: usage.candidates,
+      totalTokenCount: usage.prompt + usage.candidates
+    },
+    modelVersion: options.model ?? "gemini-test-001",
+    responseId: "loopback"
+  }
+}
+
+const lastUserText = (body: any): string => {
+  const contents: ReadonlyArray<any> = Array.isArray(body?.contents) ? body.contents : []
+  const user = [...contents].reverse().find((content) => content?.role === "user")
+  const parts: ReadonlyArray<any> = Array.isArray(user?.parts) ? user.parts : []
+  return parts.filter((part) => typeof part?.text === "string").map((part) => part.text).join(" ")
+}
+
+/**
+ * The default answer: `"<model> says: <last user text>"` (with `[n media]` when media parts were
+ * sent), token counts from word counts.
+ *
+ * @since 0.1.0
+ * @category replies
+ */
+export const defaultAnswer = (model: string, body: any) => {
+  const contents: ReadonlyArray<any> = Array.isArray(body?.contents) ? body.contents : []
+  const media = contents.flatMap((content) => (Array.isArray(content?.parts) ? content.parts : []))
+    .filter((part: any) => part?.inlineData !== undefined || part?.fileData !== undefined).length
+  const text = `${model} says: ${lastUserText(body)}${media > 0 ? ` [${media} media]` : ""}`
+  const words = (s: string) => s.split(/\s+/).filter((w) => w.length > 0).length
+  const prompt = contents.reduce((sum: number, content: any) =>
+    sum + (Array.isArray(content?.parts) ? content.parts : []).reduce((n: number, part: any) =>
+      n + (typeof part?.text === "string" ? words(part.text) : 258), 0), 0)
+  return textResponse(text, { model: `${model}-001`, usage: { prompt, candidates: words(text) } })
+}
+
+const geminiPath = /^\/v1beta\/models\/([^/:]+):generateContent$/
+const vertexPath = /^\/v1beta1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/google\/models\/([^/:]+):generateContent$/
+const filePath = /^\/v1beta\/files\/([^/?]+)$/
+
+const send = (res: http.ServerResponse, reply: Exclude<Reply, { _tag: "Hang" }>) => {
+  const body = reply._tag === "Json" ? JSON.stringify(reply.body) : reply.body
+  res.writeHead(reply.status ?? 200, { "content-type": "application/json; charset=UTF-8", ...reply.headers })
+  res.end(body)
+}
+
+/**
+ * Starts the server on 127.0.0.1 (a free port) for the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<GeminiServer, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.async<{ server: http.Server; api: GeminiServer }>((resume) => {
+    const requests: Array<RecordedRequest> = []
+    const queue: Array<Reply> = []
+    const tokenQueue: Array<Exclude<Reply, { _tag: "Hang" }>> = []
+    let closed = 0
+    let waiters: Array<{ readonly count: number; readonly wake: () => void }> = []
+    const server = http.createServer((req, res) => {
+      const chunks: Array<Buffer> = []
+      req.on("data", (chunk: Buffer) => chunks.push(chunk))
+      req.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8")
+        let body: any = text
+        try {
+          body = text.length > 0 ? JSON.parse(text) : undefined
+        } catch {
+          // keep the raw text (the token endpoint posts a form)
+        }
+        const url = new URL(req.url ?? "/", "http://127.0.0.1")
+        const base = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, body }
+        const gemini = geminiPath.exec(url.pathname)
+        const vertex = vertexPath.exec(url.pathname)
+        if (req.method === "POST" && (gemini !== null || vertex !== null)) {
+          const model = gemini !== null ? gemini[1]! : vertex![3]!
+          requests.push(vertex !== null ? { ...base, model, project: vertex[1]!, location: vertex[2]! } : { ...base, model })
+          const reply = queue.shift()
+          if (reply === undefined) return send(res, { _tag: "Json", body: defaultAnswer(model, body) })
+          if (reply._tag === "Hang") {
+            res.on("close", () => {
+              closed++
+              const ready = waiters.filter((waiter) => waiter.count <= closed)
+              waiters = waiters.filter((waiter) => waiter.count > closed)
+              ready.forEach((waiter) => waiter.wake())
+            })
+            return
+          }
+          return send(res, reply)
+        }
+        requests.push(base)
+        const file = filePath.exec(url.pathname)
+        if (req.method === "GET" && file !== null) {
+          return send(res, {
+            _tag: "Json",
+            body: {
+              name: `files/${file[1]}`,
+              uri: `https://generativelanguage.googleapis.com/v1beta/files/${file[1]}`,
+              mimeType: "video/mp4",
+              state: "ACTIVE"
+            }
+          })
+        }
+        if (req.method === "POST" && url.pathname === "/token") {
+          return send(
+            res,
+            tokenQueue.shift() ?? { _tag: "Json", body: { access_token: accessToken, expires_in: 3600, token_type: "Bearer" } }
+          )
+        }
+        send(res, { _tag: "Json", status: 404, body: errorBody(404, "NOT_FOUND", `no route for ${req.method} ${url.pathname}`) })
+      })
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      resume(Effect.succeed({
+        server,
+        api: {
+          url: `http://127.0.0.1:${port}`,
+          requests,
+          enqueue: (...replies) => {
+            queue.push(...replies)
+          },
+          enqueueToken: (...replies) => {
+            tokenQueue.push(...replies)
+          },
+          generations: () => requests.filter((request) => request.model !== undefined),
+          hangsClosed: () => closed,
+          hangClosed: (count = 1) =>
+            new Promise<void>((resolve) => {
+              if (closed >= count) resolve()
+              else waiters.push({ count, wake: resolve })
+            })
+        }
+      }))
+    })
+  }),
+  ({ server }) =>
+    Effect.async<void>((resume) => {
+      server.closeAllConnections()
+      server.close(() => resume(Effect.void))
+    })
+).pipe(Effect.map(({ api }) => api))

@@ -1,0 +1,293 @@
+/**
+ * A loopback server that speaks the OpenAI wire protocol as OpenAI, Azure OpenAI and Hugging
+ * Face TGI do: `POST .../chat/completions` and `POST .../completions` with JSON bodies,
+ * bearer or `api-key` auth, Azure's deployment paths and `api-version`, OpenAI- and
+ * Azure-shaped error bodies. It records every request and answers with realistic completions,
+ * or with a queued reply: any status (429 with `retry-after`, 500, 400 ...), a malformed body,
+ * or a hang that never answers (and notices when the client closes the connection).
+ */
+import { Effect, type Scope } from "effect"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+
+/** One request as the server received it. */
+export interface RecordedRequest {
+  readonly method: string
+  /** The path without the query string. */
+  readonly path: string
+  readonly query: Readonly<Record<string, string>>
+  /** Header names lower-cased, as Node gives them. */
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  /** The parsed JSON body (`undefined` if it was not JSON). */
+  readonly body: any
+}
+
+/** What the server does with one request. */
+export type Reply =
+  | { readonly _tag: "Answer" }
+  | {
+    readonly _tag: "Status"
+    readonly status: number
+    readonly body: unknown
+    readonly headers?: Readonly<Record<string, string>>
+  }
+  | { readonly _tag: "Malformed" }
+  | { readonly _tag: "Hang" }
+
+/** An OpenAI error body. */
+export const openAiError = (message: string, type = "invalid_request_error", code: string | null = null) => ({
+  error: { message, type, param: null, code }
+})
+
+/** Canned replies. */
+export const replies = {
+  answer: { _tag: "Answer" } as Reply,
+  status: (status: number, body: unknown, headers?: Readonly<Record<string, string>>): Reply =>
+    headers === undefined ? { _tag: "Status", status, body } : { _tag: "Status", status, body, headers },
+  rateLimited: (retryAfterSeconds: string): Reply => ({
+    _tag: "Status",
+    status: 429,
+    body: openAiError("Rate limit reached for gpt-4o in organization org-test on requests per min (RPM): Limit 3, Used 3, Requested 1.", "requests", "rate_limit_exceeded"),
+    headers: { "retry-after": retryAfterSeconds }
+  }),
+  serverError: { _tag: "Status", status: 500, body: openAiError("The server had an error while processing your request. Sorry about that!", "server_error") } as Reply,
+  malformed: { _tag: "Malformed" } as Reply,
+  hang: { _tag: "Hang" } as Reply
+}
+
+/** Who may call, and (for Azure) which deployments exist. */
+export type Auth =
+  | { readonly _tag: "Bearer"; readonly keys: ReadonlyArray<string> }
+  | {
+    readonly _tag: "Azure"
+    readonly keys: ReadonlyArray<string>
+    readonly apiVersion: string
+    readonly deployments: ReadonlyArray<string>
+  }
+
+export interface Options {
+  readonly auth?: Auth
+  /** The model the server reports for a requested one (default `<requested>-2024-08-06`). */
+  readonly servedModel?: (requested: string) => string
+}
+
+export interface OpenAiServer {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string
+  readonly requests: ReadonlyArray<RecordedRequest>
+  /** Queues replies for the next requests (then realistic answers again). */
+  readonly enqueue: (...replies: ReadonlyArray<Reply>) => void
+  /** TCP connections accepted so far. */
+  readonly connections: () => number
+  /** Completes when the connection of a hung request has been closed by the client. */
+  readonly hangClosed: Effect.Effect<void>
+}
+
+/** The answer text for a question; choice 0 is "Answer to: ...", later ones are numbered. */
+export const answerText = (question: string, choice = 0): string =>
+  choice === 0 ? `Answer to: ${question}` : `Answer ${choice + 1} to: ${question}`
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/** The text of a message content: a string, or the text parts of a list. */
+export const contentText = (content: unknown): string =>
+  typeof content === "string"
+    ? content
+    : Array.isArray(content)
+    ? content.flatMap((part) => (isRecord(part) && part.type === "text" && typeof part.text === "string" ? [part.text] : []))
+      .join(" ")
+    : ""
+
+const words = (text: string): number => text.split(/\s+/).filter((word) => word.length > 0).length
+
+const send = (res: http.ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}) => {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers })
+  res.end(text)
+}
+
+const answer = (
+  kind: "chat" | "completion",
+  body: any,
+  served: string
+) => {
+  const n = typeof body?.n === "number" ? body.n : 1
+  const created = 1_720_000_000
+  if (kind === "chat") {
+    const messages: ReadonlyArray<Record<string, unknown>> = Array.isArray(body?.messages) ? body.messages : []
+    const question = contentText([...messages].reverse().find((message) => message.role === "user")?.content)
+    const texts = Array.from({ length: n }, (_, choice) => answerText(question, choice))
+    const promptTokens = messages.reduce((total, message) => total + words(contentText(message.content)), 0)
+    const completionTokens = texts.reduce((total, text) => total + words(text), 0)
+    return {
+      id: "chatcmpl-9tEst0000000000000000000000",
+      object: "chat.completion",
+      created,
+      model: served,
+      choices: texts.map((text, index) => ({
+        index,
+        message: { role: "assistant", content: text, refusal: null },
+        logprobs: null,
+        finish_reason: "stop"
+      })),
+      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+      system_fingerprint: "fp_test"
+    }
+  }
+  const question = typeof body?.prompt === "string" ? body.prompt : ""
+  const texts = Array.from({ length: n }, (_, choice) => answerText(question, choice))
+  const promptTokens = words(question)
+  const completionTokens = texts.reduce((total, text) => total + words(text), 0)
+  return {
+    id: "cmpl-9tEst0000000000000000000000",
+    object: "text_completion",
+    created,
+    model: served,
+    choices: texts.map((text, index) => ({ text, index, logprobs: null, finish_reason: "length" })),
+    usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens }
+  }
+}
+
+const azureNotFound = { error: { code: "404", message: "Resource not found" } }
+
+/** Checks path and auth as the real service would; an error reply, or the endpoint kind. */
+const route = (
+  auth: Auth | undefined,
+  request: RecordedRequest
+): { readonly _tag: "Route"; readonly kind: "chat" | "completion" } | Extract<Reply, { _tag: "Status" }> => {
+  if (auth?._tag === "Azure") {
+    const match = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|completions)$/.exec(request.path)
+    if (request.method !== "POST" || match === null || request.query["api-version"] !== auth.apiVersion) {
+      return { _tag: "Status", status: 404, body: azureNotFound }
+    }
+    const key = request.headers["api-key"]
+    if (typeof key !== "string" || !auth.keys.includes(key)) {
+      return {
+        _tag: "Status",
+        status: 401,
+        body: {
+          error: {
+            code: "401",
+            message: "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."
+          }
+        }
+      }
+    }
+    if (!auth.deployments.includes(decodeURIComponent(match[1]!))) {
+      return {
+        _tag: "Status",
+        status: 404,
+        body: {
+          error: {
+            code: "DeploymentNotFound",
+            message: "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again."
+          }
+        }
+      }
+    }
+    return { _tag: "Route", kind: match[2] === "completions" ? "completion" : "chat" }
+  }
+  const match = /^\/v1\/(chat\/completions|completions)$/.exec(request.path)
+  if (request.method !== "POST" || match === null) {
+    return {
+      _tag: "Status",
+      status: 404,
+      body: openAiError(`Invalid URL (${request.method} ${request.path})`)
+    }
+  }
+  if (auth?._tag === "Bearer") {
+    const header = request.headers["authorization"]
+    const key = typeof header === "string" && header.startsWith("Bearer ") ? header.slice("Bearer ".length) : undefined
+    if (key === undefined || !auth.keys.includes(key)) {
+      return {
+        _tag: "Status",
+        status: 401,
+        body: openAiError(`Incorrect API key provided: ${key ?? ""}.`, "invalid_request_error", "invalid_api_key")
+      }
+    }
+  }
+  return { _tag: "Route", kind: match[1] === "completions" ? "completion" : "chat" }
+}
+
+/** Starts the server on 127.0.0.1 (port 0) for the scope's lifetime. */
+export const make = (options: Options = {}): Effect.Effect<OpenAiServer, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly server: http.Server; readonly handle: OpenAiServer }>((resume) => {
+      const requests: Array<RecordedRequest> = []
+      const queue: Array<Reply> = []
+      let connections = 0
+      let hangClosed: () => void = () => {}
+      const hangClosedPromise = new Promise<void>((resolve) => {
+        hangClosed = resolve
+      })
+      const servedModel = options.servedModel ?? ((requested: string) => `${requested}-2024-08-06`)
+
+      const server = http.createServer((req, res) => {
+        const chunks: Array<Buffer> = []
+        req.on("data", (chunk: Buffer) => chunks.push(chunk))
+        req.on("end", () => {
+          const raw = Buffer.concat(chunks).toString("utf8")
+          const url = new URL(req.url ?? "/", "http://127.0.0.1")
+          let body: unknown
+          try {
+            body = raw === "" ? undefined : JSON.parse(raw)
+          } catch {
+            body = undefined
+          }
+          const request: RecordedRequest = {
+            method: req.method ?? "",
+            path: url.pathname,
+            query: Object.fromEntries(url.searchParams),
+            headers: req.headers,
+            body
+          }
+          requests.push(request)
+
+          const routed = route(options.auth, request)
+          if (routed._tag === "Status") return send(res, routed.status, routed.body, routed.headers)
+          const reply = queue.shift() ?? replies.answer
+          switch (reply._tag) {
+            case "Answer": {
+              const model = isRecord(body) && typeof body.model === "string" ? body.model : ""
+              return send(res, 200, answer(routed.kind, body, servedModel(model)))
+            }
+            case "Status":
+              return send(res, reply.status, reply.body, reply.headers)
+            case "Malformed": {
+              const text = "{\"id\": \"chatcmpl-broken\", \"choices\": [{\"index\": 0, \"message\": "
+              res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
+              return res.end(text)
+            }
+            case "Hang":
+              // never answer; tell the test when the client gives up and closes the connection
+              req.socket.once("close", () => hangClosed())
+              return
+          }
+        })
+      })
+      server.on("connection", () => {
+        connections++
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as AddressInfo
+        resume(Effect.succeed({
+          server,
+          handle: {
+            url: `http://127.0.0.1:${port}`,
+            requests,
+            enqueue: (...more) => {
+              queue.push(...more)
+            },
+            connections: () => connections,
+            hangClosed: Effect.promise(() => hangClosedPromise)
+          }
+        }))
+      })
+    }),
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.map(({ handle }) => handle))
