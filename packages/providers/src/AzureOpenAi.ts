@@ -65,9 +65,7 @@ export const defaultApiVersion = "2024-02-01"
  * @since 0.1.0
  * @category constants
  */
-export const shapeError = "if api == 'azure-openai', then the prompt must be a str, list[str], or " +
-  "list[dict[str,str]] where the dictionary contains the keys 'role' and 'content' only, " +
-  "and the values for 'role' must be one of 'system', 'user' or 'assistant'"
+export const shapeError: string = OpenAiChat.messagesShapeError(api)
 
 /**
  * Makes an `azure-openai` provider. Each instance keeps its own SDK clients, one per
@@ -77,19 +75,10 @@ export const shapeError = "if api == 'azure-openai', then the prompt must be a s
  * @category constructors
  */
 export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
-  OpenAiChat.make({
+  OpenAiChat.makeMessages({
     api,
-    shapes: "messages",
-    defaultMode: "chat",
     shapeError,
-    checkConfig: (modelName) =>
-      Effect.map(
-        Effect.all([
-          ModelConfig.checkRequired([apiKeyVariable, endpointVariable], modelName),
-          OpenAiChat.checkUrl(endpointVariable, modelName)
-        ]),
-        (problems) => problems.flat()
-      ),
+    checkConfig: OpenAiChat.checkVariables([apiKeyVariable, endpointVariable], endpointVariable),
     connect: (modelName) =>
       Effect.gen(function*() {
         const apiKey = yield* OpenAiChat.requireSecret(apiKeyVariable, modelName)
@@ -102,8 +91,7 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
           key: [api, Redacted.value(apiKey), baseURL, apiVersion],
           create: () => new AzureOpenAI({ apiKey: Redacted.value(apiKey), baseURL, apiVersion, ...OpenAiChat.clientDefaults })
         }
-      }),
-    requestModel: (record) => record.model_name
+      })
   })
 )
 

@@ -79,14 +79,7 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
     shapes: "turns",
     defaultMode: "completion",
     shapeError,
-    checkConfig: (modelName) =>
-      Effect.map(
-        Effect.all([
-          ModelConfig.checkRequired([endpointVariable], modelName),
-          OpenAiChat.checkUrl(endpointVariable, modelName)
-        ]),
-        (problems) => problems.flat()
-      ),
+    checkConfig: OpenAiChat.checkVariables([endpointVariable], endpointVariable),
     connect: (modelName) =>
       Effect.gen(function*() {
         const endpoint = OpenAiChat.trimEndpoint(yield* ModelConfig.require(endpointVariable, modelName))

@@ -19,13 +19,11 @@
  *
  * @since 0.1.0
  */
-import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Either, Layer, Option, Schema } from "effect"
-import * as ModelConfig from "./ModelConfig.js"
+import * as HttpJson from "./internal/httpJson.js"
 import * as ProviderFailure from "./ProviderFailure.js"
 
 /**
@@ -78,11 +76,8 @@ const shapeMessage =
   "if api == 'ollama', then the prompt must be a str, list[str], or list[dict[str,str]] where the dictionary " +
   "contains the keys 'role' and 'content' only, and the values for 'role' must be one of 'system', 'user' or 'assistant'"
 
-const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-
 const messageFault = (message: unknown, index: number): string | undefined => {
-  if (!isRecord(message)) return `element ${index} is not a string or a {"role", "content"} message`
+  if (!HttpJson.isRecord(message)) return `element ${index} is not a string or a {"role", "content"} message`
   const keys = Object.keys(message).sort()
   if (keys.length !== 2 || keys[0] !== "content" || keys[1] !== "role") {
     return `message ${index} has keys ${keys.map((key) => `"${key}"`).join(", ")}`
@@ -140,11 +135,6 @@ export const baseUrl = (endpoint: string): Option.Option<string> => {
   return Option.some(`${url.protocol}//${url.host}${path}`)
 }
 
-const invalidEndpointMessage = (modelName: string): string =>
-  `the value of ${
-    ModelConfig.candidates(endpointVariable, modelName).map((name) => `"${name}"`).join(" or ")
-  } is not an http(s) URL`
-
 /**
  * What a reply of `/api/generate` or `/api/chat` holds, besides its text.
  *
@@ -168,18 +158,6 @@ const Counts = {
 
 const GenerateReply = Schema.Struct({ response: Schema.String, ...Counts })
 const ChatReply = Schema.Struct({ message: Schema.Struct({ content: Schema.String }), ...Counts })
-
-/** The message of an error body (`{"error": "..."}`), or the body's text. */
-const serverMessage = (text: string): string => {
-  try {
-    const parsed: unknown = JSON.parse(text)
-    if (isRecord(parsed) && typeof parsed.error === "string") return parsed.error
-  } catch {
-    // not JSON: use the text
-  }
-  const trimmed = text.trim()
-  return trimmed === "" ? "(empty body)" : trimmed.length > 500 ? `${trimmed.slice(0, 500)}…` : trimmed
-}
 
 /**
  * The errors prompto does not retry, recognised by the server's message: a model that is not
@@ -227,19 +205,6 @@ export const classify = (
 ): ProviderError.ProviderError =>
   permanentError(message, modelName, status) ?? ProviderFailure.fromStatus(status, `${api}: ${message}`, headers)
 
-const transportError = (error: HttpClientError.HttpClientError): ProviderError.ProviderError => {
-  if (error._tag === "RequestError" && error.reason === "InvalidUrl") {
-    return new ProviderError.PermanentError({ reason: "configuration", message: `${api}: ${error.message}` })
-  }
-  const cause = (error.cause as { message?: unknown } | undefined)?.message
-  return new ProviderError.TransientError({
-    message: `${api}: ${error.message}${typeof cause === "string" && cause !== "" ? `: ${cause}` : ""}`
-  })
-}
-
-const malformed = (detail: string): ProviderError.TransientError =>
-  new ProviderError.TransientError({ message: `${api}: malformed response body: ${detail}`, status: 200 })
-
 const addCounts = (replies: ReadonlyArray<Reply>): PromptRecord.Usage | undefined => {
   const sum = (key: "prompt_eval_count" | "eval_count"): number | undefined => {
     const values = replies.map((reply) => reply[key]).filter((value): value is number => value !== undefined)
@@ -285,7 +250,7 @@ export const toResponse = (replies: ReadonlyArray<Reply>, multiTurn: boolean): P
  * @category constructors
  */
 export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient> = Effect.gen(function*() {
-  const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+  const client = yield* HttpJson.client
 
   const post = <A, I>(
     url: string,
@@ -293,33 +258,15 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
     schema: Schema.Schema<A, I>,
     modelName: string
   ): Effect.Effect<A, ProviderError.ProviderError> =>
-    Effect.gen(function*() {
-      const request = yield* HttpClientRequest.post(url).pipe(
-        HttpClientRequest.acceptJson,
-        HttpClientRequest.bodyJson(body),
-        Effect.mapError((error) =>
-          new ProviderError.PermanentError({ reason: "validation", message: `${api}: cannot encode the request: ${error.reason._tag}` })
-        )
-      )
-      const response = yield* Effect.mapError(client.execute(request), transportError)
-      const text = yield* Effect.mapError(response.text, transportError)
-      if (response.status < 200 || response.status >= 300) {
-        return yield* classify(response.status, serverMessage(text), modelName, response.headers)
-      }
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(text)
-      } catch {
-        return yield* malformed(`not JSON: ${text.slice(0, 100)}`)
-      }
-      if (isRecord(parsed) && typeof parsed.error === "string") {
-        // an error in a 200 body: permanent in prompto's two cases, otherwise transient
-        return yield* permanentError(parsed.error, modelName) ??
-          new ProviderError.TransientError({ message: `${api}: ${parsed.error}`, status: response.status })
-      }
-      return yield* Schema.decodeUnknown(schema)(parsed).pipe(
-        Effect.mapError((error) => malformed(error.message))
-      )
+    HttpJson.post(client, {
+      api,
+      url,
+      body,
+      schema,
+      onStatus: (status, message, headers) => classify(status, message, modelName, headers),
+      // an error in a 200 body: permanent in prompto's two cases, otherwise transient
+      onErrorBody: (error, _body, status) =>
+        permanentError(error, modelName) ?? new ProviderError.TransientError({ message: `${api}: ${error}`, status })
     })
 
   const generate = (base: string, model: string, prompt: string, options: unknown) =>
@@ -339,12 +286,7 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
       const problems: Array<Provider.RecordProblem> = []
       const planned = plan(record.prompt)
       if (Either.isLeft(planned)) problems.push({ key: "prompt", message: planned.left })
-      const endpoint = yield* ModelConfig.lookup(endpointVariable, record.model_name)
-      if (Option.isNone(endpoint)) {
-        problems.push(...(yield* ModelConfig.checkRequired([endpointVariable], record.model_name)))
-      } else if (Option.isNone(baseUrl(endpoint.value))) {
-        problems.push({ key: "api", message: invalidEndpointMessage(record.model_name) })
-      }
+      problems.push(...(yield* HttpJson.checkEndpoint(endpointVariable, record.model_name, baseUrl)))
       return problems
     })
 
@@ -355,24 +297,20 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
         return yield* new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${planned.left}` })
       }
       const model = record.model_name
-      const endpoint = yield* ModelConfig.require(endpointVariable, model)
-      const base = baseUrl(endpoint)
-      if (Option.isNone(base)) {
-        return yield* new ProviderError.PermanentError({ reason: "configuration", message: invalidEndpointMessage(model) })
-      }
+      const base = yield* HttpJson.requireEndpoint(endpointVariable, model, baseUrl)
       const options = record.parameters ?? {}
       const step = planned.right
       switch (step._tag) {
         case "Generate":
-          return toResponse([yield* generate(base.value, model, step.prompt, options)], false)
+          return toResponse([yield* generate(base, model, step.prompt, options)], false)
         case "History":
-          return toResponse([yield* chat(base.value, model, step.messages, options)], false)
+          return toResponse([yield* chat(base, model, step.messages, options)], false)
         case "Turns": {
           const history: Array<Message> = []
           const replies: Array<Reply> = []
           for (const turn of step.turns) {
             history.push({ role: "user", content: turn })
-            const reply = yield* chat(base.value, model, [...history], options)
+            const reply = yield* chat(base, model, [...history], options)
             replies.push(reply)
             history.push({ role: "assistant", content: reply.text })
           }

@@ -60,9 +60,7 @@ export const defaultBaseUrl = "https://api.openai.com/v1"
  * @since 0.1.0
  * @category constants
  */
-export const shapeError = "if api == 'openai', then the prompt must be a str, list[str], or " +
-  "list[dict[str,str]] where the dictionary contains the keys 'role' and 'content' only, " +
-  "and the values for 'role' must be one of 'system', 'user' or 'assistant'"
+export const shapeError: string = OpenAiChat.messagesShapeError(api)
 
 /**
  * Makes an `openai` provider. Each instance keeps its own SDK clients, one per
@@ -72,16 +70,10 @@ export const shapeError = "if api == 'openai', then the prompt must be a str, li
  * @category constructors
  */
 export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
-  OpenAiChat.make({
+  OpenAiChat.makeMessages({
     api,
-    shapes: "messages",
-    defaultMode: "chat",
     shapeError,
-    checkConfig: (modelName) =>
-      Effect.map(
-        Effect.all([ModelConfig.checkRequired([apiKeyVariable], modelName), OpenAiChat.checkUrl(baseUrlVariable, modelName)]),
-        (problems) => problems.flat()
-      ),
+    checkConfig: OpenAiChat.checkVariables([apiKeyVariable], baseUrlVariable),
     connect: (modelName) =>
       Effect.gen(function*() {
         const apiKey = yield* OpenAiChat.requireSecret(apiKeyVariable, modelName)
@@ -92,8 +84,7 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
           key: [api, Redacted.value(apiKey), baseURL],
           create: () => new OpenAI({ apiKey: Redacted.value(apiKey), baseURL, ...OpenAiChat.clientDefaults })
         }
-      }),
-    requestModel: (record) => record.model_name
+      })
   })
 )
 

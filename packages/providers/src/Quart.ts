@@ -16,13 +16,11 @@
  *
  * @since 0.1.0
  */
-import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Layer, Option, Schema } from "effect"
-import * as ModelConfig from "./ModelConfig.js"
+import * as HttpJson from "./internal/httpJson.js"
 import * as ProviderFailure from "./ProviderFailure.js"
 
 /**
@@ -68,14 +66,6 @@ export const generateUrl = (endpoint: string): Option.Option<string> => {
   return Option.some(`${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}/generate`)
 }
 
-const invalidEndpointMessage = (modelName: string): string =>
-  `the value of ${
-    ModelConfig.candidates(endpointVariable, modelName).map((name) => `"${name}"`).join(" or ")
-  } is not an http(s) URL`
-
-const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-
 /**
  * The server's reply: the pipeline output (a list whose first item holds `generated_text`) and
  * the model it runs.
@@ -88,31 +78,6 @@ export const Reply = Schema.Struct({
   model: Schema.optional(Schema.String)
 })
 
-/** The message of an error body (`{"error": "..."}`), or the body's text. */
-const serverMessage = (text: string): string => {
-  try {
-    const parsed: unknown = JSON.parse(text)
-    if (isRecord(parsed) && typeof parsed.error === "string") return parsed.error
-  } catch {
-    // not JSON: use the text
-  }
-  const trimmed = text.trim()
-  return trimmed === "" ? "(empty body)" : trimmed.length > 500 ? `${trimmed.slice(0, 500)}…` : trimmed
-}
-
-const transportError = (error: HttpClientError.HttpClientError): ProviderError.ProviderError => {
-  if (error._tag === "RequestError" && error.reason === "InvalidUrl") {
-    return new ProviderError.PermanentError({ reason: "configuration", message: `${api}: ${error.message}` })
-  }
-  const cause = (error.cause as { message?: unknown } | undefined)?.message
-  return new ProviderError.TransientError({
-    message: `${api}: ${error.message}${typeof cause === "string" && cause !== "" ? `: ${cause}` : ""}`
-  })
-}
-
-const malformed = (detail: string): ProviderError.TransientError =>
-  new ProviderError.TransientError({ message: `${api}: malformed response body: ${detail}`, status: 200 })
-
 /**
  * Makes the provider over the given `HttpClient`, which is captured and shared by every request
  * (one connection pool, so connections are kept alive and reused).
@@ -121,19 +86,14 @@ const malformed = (detail: string): ProviderError.TransientError =>
  * @category constructors
  */
 export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient> = Effect.gen(function*() {
-  const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+  const client = yield* HttpJson.client
 
   const check = (record: PromptRecord.PromptRecord): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
     Effect.gen(function*() {
       const problems: Array<Provider.RecordProblem> = []
       const prompt = promptProblem(record.prompt)
       if (prompt !== undefined) problems.push({ key: "prompt", message: prompt })
-      const endpoint = yield* ModelConfig.lookup(endpointVariable, record.model_name)
-      if (Option.isNone(endpoint)) {
-        problems.push(...(yield* ModelConfig.checkRequired([endpointVariable], record.model_name)))
-      } else if (Option.isNone(generateUrl(endpoint.value))) {
-        problems.push({ key: "api", message: invalidEndpointMessage(record.model_name) })
-      }
+      problems.push(...(yield* HttpJson.checkEndpoint(endpointVariable, record.model_name, generateUrl)))
       return problems
     })
 
@@ -143,37 +103,21 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
       if (problem !== undefined) {
         return yield* new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${problem}` })
       }
-      const endpoint = yield* ModelConfig.require(endpointVariable, record.model_name)
-      const url = generateUrl(endpoint)
-      if (Option.isNone(url)) {
-        return yield* new ProviderError.PermanentError({ reason: "configuration", message: invalidEndpointMessage(record.model_name) })
-      }
-      const request = yield* HttpClientRequest.post(url.value).pipe(
-        HttpClientRequest.acceptJson,
-        HttpClientRequest.bodyJson({ text: record.prompt, model: record.model_name, options: record.parameters ?? {} }),
-        Effect.mapError((error) =>
-          new ProviderError.PermanentError({ reason: "validation", message: `${api}: cannot encode the request: ${error.reason._tag}` })
-        )
-      )
-      const response = yield* Effect.mapError(client.execute(request), transportError)
-      const text = yield* Effect.mapError(response.text, transportError)
-      if (response.status < 200 || response.status >= 300) {
-        return yield* ProviderFailure.fromStatus(response.status, `${api}: ${serverMessage(text)}`, response.headers)
-      }
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(text)
-      } catch {
-        return yield* malformed(`not JSON: ${text.slice(0, 100)}`)
-      }
-      if (isRecord(parsed) && typeof parsed.error === "string" && !("response" in parsed)) {
-        return yield* new ProviderError.PermanentError({
-          reason: /not found/i.test(parsed.error) ? "not_found" : "bad_request",
-          message: `${api}: ${parsed.error}`,
-          status: response.status
-        })
-      }
-      const reply = yield* Schema.decodeUnknown(Reply)(parsed).pipe(Effect.mapError((error) => malformed(error.message)))
+      const url = yield* HttpJson.requireEndpoint(endpointVariable, record.model_name, generateUrl)
+      const reply = yield* HttpJson.post(client, {
+        api,
+        url,
+        body: { text: record.prompt, model: record.model_name, options: record.parameters ?? {} },
+        schema: Reply,
+        onStatus: (status, message, headers) => ProviderFailure.fromStatus(status, `${api}: ${message}`, headers),
+        // an older server answers a wrong model with `{"error": ...}` and status 200: permanent
+        onErrorBody: (error, body, status) =>
+          "response" in body ? undefined : new ProviderError.PermanentError({
+            reason: /not found/i.test(error) ? "not_found" : "bad_request",
+            message: `${api}: ${error}`,
+            status
+          })
+      })
       return {
         response: reply.response[0].generated_text,
         fields: reply.model === undefined ? {} : { model: reply.model }

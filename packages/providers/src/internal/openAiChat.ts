@@ -206,6 +206,20 @@ export const checkUrl = (name: string, modelName: string): Effect.Effect<Readonl
       : [])
 
 /**
+ * A `checkConfig` for the family: the required variables that are missing, and the endpoint
+ * variable when it is set but is not an http(s) URL.
+ *
+ * @since 0.1.0
+ * @category checks
+ */
+export const checkVariables = (required: ReadonlyArray<string>, endpointVariable: string) =>
+(modelName: string): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
+  Effect.map(
+    Effect.all([ModelConfig.checkRequired(required, modelName), checkUrl(endpointVariable, modelName)]),
+    (problems) => problems.flat()
+  )
+
+/**
  * Requires a secret for a model, failing with a permanent configuration error naming it.
  *
  * @since 0.1.0
@@ -459,3 +473,26 @@ export const make = (spec: Spec): Provider.Provider => {
       })
   }
 }
+
+/**
+ * prompto's message for a prompt of the wrong shape, for an API that takes what `openai` takes.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const messagesShapeError = (api: string): string =>
+  `if api == '${api}', then the prompt must be a str, list[str], or ` +
+  "list[dict[str,str]] where the dictionary contains the keys 'role' and 'content' only, " +
+  "and the values for 'role' must be one of 'system', 'user' or 'assistant'"
+
+/**
+ * Builds a provider for an API that takes what `openai` takes: a string (a chat unless the
+ * record's mode is `completion`), a list of strings or a role/content history, with the
+ * record's `model_name` as the request's `model`. The API differs only in its configuration
+ * and its client.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMessages = (spec: Pick<Spec, "api" | "shapeError" | "checkConfig" | "connect">): Provider.Provider =>
+  make({ ...spec, shapes: "messages", defaultMode: "chat", requestModel: (record) => record.model_name })

@@ -5,8 +5,8 @@
  * (error bodies with headers, malformed bodies, hangs).
  */
 import { Effect, type Scope } from "effect"
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
+import type * as http from "node:http"
+import * as Loopback from "./Loopback.js"
 
 /** What the server does with one request. */
 export type Reply =
@@ -173,133 +173,89 @@ const sendJson = (
   status: number,
   body: unknown,
   headers: Readonly<Record<string, string>> = {}
-) => {
-  const text = JSON.stringify(body)
-  response.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-    "request-id": `req_${Date.now()}`,
-    ...headers
-  })
-  response.end(text)
-}
+) => Loopback.sendJson(response, status, body, { "request-id": `req_${Date.now()}`, ...headers })
 
 const errorBody = (type: string, message: string) => ({ type: "error", error: { type, message }, request_id: "req_test" })
 
 /** Starts the server on 127.0.0.1 (a free port) for the scope's lifetime. */
 export const start = (options: ServerOptions = {}): Effect.Effect<AnthropicServer, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.async<{ readonly server: http.Server; readonly api: AnthropicServer }>((resume) => {
-      const apiKeys = options.apiKeys ?? ["test-key"]
-      const requests: Array<RecordedRequest> = []
-      let queue: Array<Reply> = []
-      const byModel = new Map<string, Reply>()
+  Effect.suspend(() => {
+    const apiKeys = options.apiKeys ?? ["test-key"]
+    const requests: Array<RecordedRequest> = []
+    const queued = Loopback.replies<Reply>()
 
-      const handle = (incoming: http.IncomingMessage, response: http.ServerResponse, raw: string) => {
-        let body: unknown = undefined
-        try {
-          body = JSON.parse(raw)
-        } catch {
-          // recorded as undefined
-        }
-        let resolveClosed: () => void = () => {}
-        const closed = new Promise<void>((resolve) => {
-          resolveClosed = resolve
-        })
-        const headers: Record<string, string> = {}
-        for (const [name, value] of Object.entries(incoming.headers)) {
-          if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value
-        }
-        const request: RecordedRequest = {
-          index: requests.length,
-          method: incoming.method ?? "",
-          path: incoming.url ?? "",
-          headers,
-          body,
-          answer: undefined,
-          outcome: undefined,
-          answered: false,
-          closed
-        }
-        requests.push(request)
-        response.on("close", () => {
+    const handle = ({ request: incoming, response, closed, hang }: Loopback.Exchange) => {
+      const body = incoming.json
+      const headers: Record<string, string> = {}
+      for (const [name, value] of Object.entries(incoming.headers)) {
+        if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value
+      }
+      const request: RecordedRequest = {
+        index: requests.length,
+        method: incoming.method,
+        path: incoming.url,
+        headers,
+        body,
+        answer: undefined,
+        outcome: undefined,
+        answered: false,
+        closed: closed.then(() => {
           request.answered = response.writableFinished
-          resolveClosed()
         })
-        const reject = (status: number, type: string, message: string) => {
-          request.outcome = type
-          sendJson(response, status, errorBody(type, message))
-        }
-
-        if (request.method !== "POST" || request.path !== "/v1/messages") {
-          return reject(404, "not_found_error", `Not found: ${request.method} ${request.path}`)
-        }
-        const bearer = headers.authorization?.replace(/^Bearer /, "")
-        const key = headers["x-api-key"] ?? bearer
-        if (key === undefined || !apiKeys.includes(key)) {
-          return reject(401, "authentication_error", "invalid x-api-key")
-        }
-        if (headers["anthropic-version"] === undefined) {
-          return reject(400, "invalid_request_error", "anthropic-version: header is required")
-        }
-        if (!headers["content-type"]?.startsWith("application/json")) {
-          return reject(400, "invalid_request_error", "content-type must be application/json")
-        }
-        const invalid = invalidRequest(body)
-        if (invalid !== undefined) return reject(400, "invalid_request_error", invalid)
-
-        const model = (body as { model: string }).model
-        const reply: Reply = queue.shift() ?? byModel.get(model) ?? { _tag: "Message" }
-        request.outcome = reply._tag
-        switch (reply._tag) {
-          case "Message": {
-            const { answer, json } = messageBody(request, reply)
-            request.answer = answer
-            return sendJson(response, 200, json)
-          }
-          case "Error":
-            request.outcome = reply.type
-            return sendJson(response, reply.status, errorBody(reply.type, reply.message), reply.headers)
-          case "Malformed":
-            response.writeHead(200, { "content-type": "application/json" })
-            return response.end("{\"id\": \"msg_01\", \"type\": \"message\", \"content\": [{\"type\": \"te")
-          case "Json":
-            return sendJson(response, 200, reply.body)
-          case "Hang":
-            return // never answers
-        }
+      }
+      requests.push(request)
+      const reject = (status: number, type: string, message: string) => {
+        request.outcome = type
+        sendJson(response, status, errorBody(type, message))
       }
 
-      const server = http.createServer((incoming, response) => {
-        const chunks: Array<Buffer> = []
-        incoming.on("data", (chunk: Buffer) => chunks.push(chunk))
-        incoming.on("end", () => handle(incoming, response, Buffer.concat(chunks).toString("utf8")))
-      })
-      server.listen(0, "127.0.0.1", () => {
-        const { port } = server.address() as AddressInfo
-        resume(Effect.succeed({
-          server,
-          api: {
-            url: `http://127.0.0.1:${port}`,
-            requests,
-            enqueue: (...replies) => {
-              queue.push(...replies)
-            },
-            forModel: (model, reply) => {
-              byModel.set(model, reply)
-            },
-            reset: () => {
-              requests.length = 0
-              queue = []
-              byModel.clear()
-            }
-          }
-        }))
-      })
-    }),
-    ({ server }) =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  ).pipe(Effect.map(({ api }) => api))
+      if (request.method !== "POST" || request.path !== "/v1/messages") {
+        return reject(404, "not_found_error", `Not found: ${request.method} ${request.path}`)
+      }
+      const bearer = headers.authorization?.replace(/^Bearer /, "")
+      const key = headers["x-api-key"] ?? bearer
+      if (key === undefined || !apiKeys.includes(key)) {
+        return reject(401, "authentication_error", "invalid x-api-key")
+      }
+      if (headers["anthropic-version"] === undefined) {
+        return reject(400, "invalid_request_error", "anthropic-version: header is required")
+      }
+      if (!headers["content-type"]?.startsWith("application/json")) {
+        return reject(400, "invalid_request_error", "content-type must be application/json")
+      }
+      const invalid = invalidRequest(body)
+      if (invalid !== undefined) return reject(400, "invalid_request_error", invalid)
+
+      const model = (body as { model: string }).model
+      const reply: Reply = queued.take(request, model) ?? { _tag: "Message" }
+      request.outcome = reply._tag
+      switch (reply._tag) {
+        case "Message": {
+          const { answer, json } = messageBody(request, reply)
+          request.answer = answer
+          return sendJson(response, 200, json)
+        }
+        case "Error":
+          request.outcome = reply.type
+          return sendJson(response, reply.status, errorBody(reply.type, reply.message), reply.headers)
+        case "Malformed":
+          return Loopback.sendMalformed(response, "{\"id\": \"msg_01\", \"type\": \"message\", \"content\": [{\"type\": \"te")
+        case "Json":
+          return sendJson(response, 200, reply.body)
+        case "Hang":
+          void hang() // never answers
+          return
+      }
+    }
+
+    return Effect.map(Loopback.start(handle), (loopback): AnthropicServer => ({
+      url: loopback.url,
+      requests,
+      enqueue: (...replies) => queued.enqueueAll(replies),
+      forModel: (model, reply) => queued.set(model, reply),
+      reset: () => {
+        requests.length = 0
+        queued.clear()
+      }
+    }))
+  })

@@ -15,8 +15,8 @@
  * @since 0.1.0
  */
 import { Effect, type Scope } from "effect"
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
+import type * as http from "node:http"
+import * as Loopback from "./Loopback.js"
 
 /**
  * @since 0.1.0
@@ -154,11 +154,11 @@ const geminiPath = /^\/v1beta\/models\/([^/:]+):generateContent$/
 const vertexPath = /^\/v1beta1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/google\/models\/([^/:]+):generateContent$/
 const filePath = /^\/v1beta\/files\/([^/?]+)$/
 
-const send = (res: http.ServerResponse, reply: Exclude<Reply, { _tag: "Hang" }>) => {
-  const body = reply._tag === "Json" ? JSON.stringify(reply.body) : reply.body
-  res.writeHead(reply.status ?? 200, { "content-type": "application/json; charset=UTF-8", ...reply.headers })
-  res.end(body)
-}
+const send = (res: http.ServerResponse, reply: Exclude<Reply, { _tag: "Hang" }>) =>
+  Loopback.send(res, reply.status ?? 200, reply._tag === "Json" ? JSON.stringify(reply.body) : reply.body, {
+    "content-type": "application/json; charset=UTF-8",
+    ...reply.headers
+  })
 
 /**
  * Starts the server on 127.0.0.1 (a free port) for the scope.
@@ -166,93 +166,54 @@ const send = (res: http.ServerResponse, reply: Exclude<Reply, { _tag: "Hang" }>)
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<GeminiServer, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.async<{ server: http.Server; api: GeminiServer }>((resume) => {
-    const requests: Array<RecordedRequest> = []
-    const queue: Array<Reply> = []
-    const tokenQueue: Array<Exclude<Reply, { _tag: "Hang" }>> = []
-    let closed = 0
-    let waiters: Array<{ readonly count: number; readonly wake: () => void }> = []
-    const server = http.createServer((req, res) => {
-      const chunks: Array<Buffer> = []
-      req.on("data", (chunk: Buffer) => chunks.push(chunk))
-      req.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8")
-        let body: any = text
-        try {
-          body = text.length > 0 ? JSON.parse(text) : undefined
-        } catch {
-          // keep the raw text (the token endpoint posts a form)
+export const make: Effect.Effect<GeminiServer, never, Scope.Scope> = Effect.suspend(() => {
+  const requests: Array<RecordedRequest> = []
+  const queue = Loopback.replies<Reply>()
+  const tokenQueue = Loopback.replies<Exclude<Reply, { _tag: "Hang" }>>()
+  const handle = ({ request: incoming, response: res, hang }: Loopback.Exchange) => {
+    const { method, path, body } = incoming
+    const base = { method, path: incoming.url, headers: incoming.headers, body }
+    const gemini = geminiPath.exec(path)
+    const vertex = vertexPath.exec(path)
+    if (method === "POST" && (gemini !== null || vertex !== null)) {
+      const model = gemini !== null ? gemini[1]! : vertex![3]!
+      requests.push(vertex !== null ? { ...base, model, project: vertex[1]!, location: vertex[2]! } : { ...base, model })
+      const reply = queue.take(base)
+      if (reply === undefined) return send(res, { _tag: "Json", body: defaultAnswer(model, body) })
+      if (reply._tag === "Hang") {
+        void hang()
+        return
+      }
+      return send(res, reply)
+    }
+    requests.push(base)
+    const file = filePath.exec(path)
+    if (method === "GET" && file !== null) {
+      return send(res, {
+        _tag: "Json",
+        body: {
+          name: `files/${file[1]}`,
+          uri: `https://generativelanguage.googleapis.com/v1beta/files/${file[1]}`,
+          mimeType: "video/mp4",
+          state: "ACTIVE"
         }
-        const url = new URL(req.url ?? "/", "http://127.0.0.1")
-        const base = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, body }
-        const gemini = geminiPath.exec(url.pathname)
-        const vertex = vertexPath.exec(url.pathname)
-        if (req.method === "POST" && (gemini !== null || vertex !== null)) {
-          const model = gemini !== null ? gemini[1]! : vertex![3]!
-          requests.push(vertex !== null ? { ...base, model, project: vertex[1]!, location: vertex[2]! } : { ...base, model })
-          const reply = queue.shift()
-          if (reply === undefined) return send(res, { _tag: "Json", body: defaultAnswer(model, body) })
-          if (reply._tag === "Hang") {
-            res.on("close", () => {
-              closed++
-              const ready = waiters.filter((waiter) => waiter.count <= closed)
-              waiters = waiters.filter((waiter) => waiter.count > closed)
-              ready.forEach((waiter) => waiter.wake())
-            })
-            return
-          }
-          return send(res, reply)
-        }
-        requests.push(base)
-        const file = filePath.exec(url.pathname)
-        if (req.method === "GET" && file !== null) {
-          return send(res, {
-            _tag: "Json",
-            body: {
-              name: `files/${file[1]}`,
-              uri: `https://generativelanguage.googleapis.com/v1beta/files/${file[1]}`,
-              mimeType: "video/mp4",
-              state: "ACTIVE"
-            }
-          })
-        }
-        if (req.method === "POST" && url.pathname === "/token") {
-          return send(
-            res,
-            tokenQueue.shift() ?? { _tag: "Json", body: { access_token: accessToken, expires_in: 3600, token_type: "Bearer" } }
-          )
-        }
-        send(res, { _tag: "Json", status: 404, body: errorBody(404, "NOT_FOUND", `no route for ${req.method} ${url.pathname}`) })
       })
-    })
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo
-      resume(Effect.succeed({
-        server,
-        api: {
-          url: `http://127.0.0.1:${port}`,
-          requests,
-          enqueue: (...replies) => {
-            queue.push(...replies)
-          },
-          enqueueToken: (...replies) => {
-            tokenQueue.push(...replies)
-          },
-          generations: () => requests.filter((request) => request.model !== undefined),
-          hangsClosed: () => closed,
-          hangClosed: (count = 1) =>
-            new Promise<void>((resolve) => {
-              if (closed >= count) resolve()
-              else waiters.push({ count, wake: resolve })
-            })
-        }
-      }))
-    })
-  }),
-  ({ server }) =>
-    Effect.async<void>((resume) => {
-      server.closeAllConnections()
-      server.close(() => resume(Effect.void))
-    })
-).pipe(Effect.map(({ api }) => api))
+    }
+    if (method === "POST" && path === "/token") {
+      return send(
+        res,
+        tokenQueue.take(base) ?? { _tag: "Json", body: { access_token: accessToken, expires_in: 3600, token_type: "Bearer" } }
+      )
+    }
+    send(res, { _tag: "Json", status: 404, body: errorBody(404, "NOT_FOUND", `no route for ${method} ${path}`) })
+  }
+  return Effect.map(Loopback.start(handle), (loopback): GeminiServer => ({
+    url: loopback.url,
+    requests,
+    enqueue: (...replies) => queue.enqueueAll(replies),
+    enqueueToken: (...replies) => tokenQueue.enqueueAll(replies),
+    generations: () => requests.filter((request) => request.model !== undefined),
+    hangsClosed: loopback.hangsClosed,
+    hangClosed: loopback.hangClosed
+  }))
+})

@@ -7,8 +7,7 @@
  * or a hang that never answers (and notices when the client closes the connection).
  */
 import { Effect, type Scope } from "effect"
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
+import * as Loopback from "./Loopback.js"
 
 /** One request as the server received it. */
 export interface RecordedRequest {
@@ -100,12 +99,6 @@ export const contentText = (content: unknown): string =>
     : ""
 
 const words = (text: string): number => text.split(/\s+/).filter((word) => word.length > 0).length
-
-const send = (res: http.ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}) => {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers })
-  res.end(text)
-}
 
 const answer = (
   kind: "chat" | "completion",
@@ -212,82 +205,40 @@ const route = (
 
 /** Starts the server on 127.0.0.1 (port 0) for the scope's lifetime. */
 export const make = (options: Options = {}): Effect.Effect<OpenAiServer, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.async<{ readonly server: http.Server; readonly handle: OpenAiServer }>((resume) => {
-      const requests: Array<RecordedRequest> = []
-      const queue: Array<Reply> = []
-      let connections = 0
-      let hangClosed: () => void = () => {}
-      const hangClosedPromise = new Promise<void>((resolve) => {
-        hangClosed = resolve
-      })
-      const servedModel = options.servedModel ?? ((requested: string) => `${requested}-2024-08-06`)
+  Effect.suspend(() => {
+    const requests: Array<RecordedRequest> = []
+    const queued = Loopback.replies<Reply>()
+    const servedModel = options.servedModel ?? ((requested: string) => `${requested}-2024-08-06`)
+    return Effect.map(
+      Loopback.start(({ request: incoming, response, hang }) => {
+        const { method, path, query, headers, json: body } = incoming
+        const request: RecordedRequest = { method, path, query, headers, body }
+        requests.push(request)
 
-      const server = http.createServer((req, res) => {
-        const chunks: Array<Buffer> = []
-        req.on("data", (chunk: Buffer) => chunks.push(chunk))
-        req.on("end", () => {
-          const raw = Buffer.concat(chunks).toString("utf8")
-          const url = new URL(req.url ?? "/", "http://127.0.0.1")
-          let body: unknown
-          try {
-            body = raw === "" ? undefined : JSON.parse(raw)
-          } catch {
-            body = undefined
+        const routed = route(options.auth, request)
+        if (routed._tag === "Status") return Loopback.sendJson(response, routed.status, routed.body, routed.headers)
+        const reply = queued.take(request) ?? replies.answer
+        switch (reply._tag) {
+          case "Answer": {
+            const model = isRecord(body) && typeof body.model === "string" ? body.model : ""
+            return Loopback.sendJson(response, 200, answer(routed.kind, body, servedModel(model)))
           }
-          const request: RecordedRequest = {
-            method: req.method ?? "",
-            path: url.pathname,
-            query: Object.fromEntries(url.searchParams),
-            headers: req.headers,
-            body
-          }
-          requests.push(request)
-
-          const routed = route(options.auth, request)
-          if (routed._tag === "Status") return send(res, routed.status, routed.body, routed.headers)
-          const reply = queue.shift() ?? replies.answer
-          switch (reply._tag) {
-            case "Answer": {
-              const model = isRecord(body) && typeof body.model === "string" ? body.model : ""
-              return send(res, 200, answer(routed.kind, body, servedModel(model)))
-            }
-            case "Status":
-              return send(res, reply.status, reply.body, reply.headers)
-            case "Malformed": {
-              const text = "{\"id\": \"chatcmpl-broken\", \"choices\": [{\"index\": 0, \"message\": "
-              res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
-              return res.end(text)
-            }
-            case "Hang":
-              // never answer; tell the test when the client gives up and closes the connection
-              req.socket.once("close", () => hangClosed())
-              return
-          }
-        })
+          case "Status":
+            return Loopback.sendJson(response, reply.status, reply.body, reply.headers)
+          case "Malformed":
+            return Loopback.sendMalformed(response, "{\"id\": \"chatcmpl-broken\", \"choices\": [{\"index\": 0, \"message\": ")
+          case "Hang":
+            // never answer; the server notices when the client gives up and closes the connection
+            void hang()
+            return
+        }
+      }),
+      (loopback): OpenAiServer => ({
+        url: loopback.url,
+        requests,
+        enqueue: (...more) => queued.enqueueAll(more),
+        connections: loopback.connections,
+        hangClosed: Effect.promise(() => loopback.hangClosed())
       })
-      server.on("connection", () => {
-        connections++
-      })
-      server.listen(0, "127.0.0.1", () => {
-        const { port } = server.address() as AddressInfo
-        resume(Effect.succeed({
-          server,
-          handle: {
-            url: `http://127.0.0.1:${port}`,
-            requests,
-            enqueue: (...more) => {
-              queue.push(...more)
-            },
-            connections: () => connections,
-            hangClosed: Effect.promise(() => hangClosedPromise)
-          }
-        }))
-      })
-    }),
-    ({ server }) =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  ).pipe(Effect.map(({ handle }) => handle))
+    )
+  })
