@@ -17,7 +17,7 @@ export interface QueueStats {
   readonly queriesPerMinute: number
   /** Prompts in this queue. */
   total: number
-  /** Requests sent, retries included. */
+  /** Attempts sent (one per prompt and try; a multi-turn prompt is one attempt), retries included. */
   sent: number
   succeeded: number
   failed: number
@@ -135,7 +135,7 @@ export const format = (stats: RunStats): ReadonlyArray<string> => {
   const lines = [
     `prompts: ${t.total + t.skipped}  succeeded: ${t.succeeded}  failed: ${t.failed}` +
     (t.skipped > 0 ? `  invalid (not sent): ${t.skipped}` : "") +
-    `  requests sent: ${t.sent}  retries: ${t.retries}  wall time: ${wall.toFixed(1)} s`
+    `  attempts: ${t.sent}  retries: ${t.retries}  wall time: ${wall.toFixed(1)} s`
   ]
   const rows = [...stats.queues.values()].filter((queue) => queue.total > 0)
   const width = Math.max(5, ...rows.map((queue) => queue.key.length))
