@@ -9,11 +9,11 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { ExperimentCheck, Provider } from "@prompto/core"
 import * as Providers from "@prompto/providers"
 import { ConfigProvider, Effect } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { type Result, spawnCli } from "./e2e/spawnCli.js"
 import { afterAll, describe, it } from "vitest"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -44,30 +44,9 @@ const childEnv: NodeJS.ProcessEnv = (() => {
   return env
 })()
 
-interface Result {
-  readonly status: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
 /** Spawns a bin file with node in `cwd` and collects its exit code and output. */
 const cli = (bin: string, args: ReadonlyArray<string>, cwd: string): Promise<Result> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd, env: childEnv, stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill("SIGKILL"), spawnTimeoutMs)
-    child.on("error", (error) => {
-      clearTimeout(timer)
-      reject(error)
-    })
-    child.on("close", (status) => {
-      clearTimeout(timer)
-      resolve({ status, stdout, stderr })
-    })
-  })
+  spawnCli(bin, args, { cwd, env: childEnv, timeoutMs: spawnTimeoutMs })
 
 const prompto = (args: ReadonlyArray<string>, cwd: string) => cli(bins.prompto, args, cwd)
 

@@ -21,13 +21,13 @@
  * evaluation example's `more_than_10_words`/`word_count` (written by the notebook's evaluation
  * functions, not by a run).
  */
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, it } from "vitest"
 import * as Loopback from "./e2e/loopback.js"
+import { type Result, spawnCli } from "./e2e/spawnCli.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = path.resolve(here, "..")
@@ -132,30 +132,9 @@ const baseChildEnv: NodeJS.ProcessEnv = (() => {
   return env
 })()
 
-interface Result {
-  readonly status: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
 /** Spawns `node prompto.js ...args` (asynchronously: the servers answer from this event loop). */
 const prompto = (args: ReadonlyArray<string>, cwd: string, env: NodeJS.ProcessEnv): Promise<Result> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [promptoBin, ...args], { cwd, env, stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill("SIGKILL"), spawnTimeoutMs)
-    child.on("error", (error) => {
-      clearTimeout(timer)
-      reject(error)
-    })
-    child.on("close", (status) => {
-      clearTimeout(timer)
-      resolve({ status, stdout, stderr })
-    })
-  })
+  spawnCli(promptoBin, args, { cwd, env, timeoutMs: spawnTimeoutMs })
 
 /** One example file run through the CLI in its own temp folder against its own servers. */
 interface Run {
