@@ -215,14 +215,30 @@ export const make = (
       }
     })
     const waiting = yield* Queue.unbounded<Deferred.Deferred<void>>()
+    // callers wait in line for the fiber that hands out the slots; `queued` counts the callers
+    // in line or being served, so a caller that finds none may claim a slot that is due already
+    // without the hand-off (at a high rate, most slots)
+    let queued = 0
     yield* Queue.take(waiting).pipe(
       Effect.tap(() => nextSlot),
       Effect.flatMap((waiter) => Deferred.succeed(waiter, undefined)),
+      Effect.zipRight(Effect.sync(() => queued--)),
       Effect.forever,
       Effect.forkScoped
     )
-    const take = Effect.flatMap(Deferred.make<void>(), (waiter) =>
-      Effect.zipRight(Queue.offer(waiting, waiter), Deferred.await(waiter)))
+    const claimDue = (now: number): boolean => {
+      if (queued > 0 || now < state.pausedUntil) return false
+      if (state.due !== undefined && state.pausedUntil > state.due) state.due = state.pausedUntil
+      const at = slotAt(state.due, now, catchUpMs)
+      if (at > now) return false
+      state.due = at + interval
+      return true
+    }
+    const take = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      claimDue(now) ? Effect.void : Effect.flatMap(Deferred.make<void>(), (waiter) => {
+        queued++
+        return Effect.zipRight(Queue.offer(waiting, waiter), Deferred.await(waiter))
+      }))
 
     const extend = (until: number, now: number): boolean => {
       if (!(until > state.pausedUntil) || until <= now) return false

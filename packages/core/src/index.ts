@@ -40,6 +40,8 @@ export * as QueuePlan from "./QueuePlan.js"
 /** @since 0.1.0 */
 export * as Rephrase from "./Rephrase.js"
 /** @since 0.1.0 */
+export * as RequestTimeout from "./RequestTimeout.js"
+/** @since 0.1.0 */
 export * as Resume from "./Resume.js"
 /** @since 0.1.0 */
 export * as RunSummary from "./RunSummary.js"

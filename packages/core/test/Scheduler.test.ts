@@ -137,6 +137,26 @@ describe("Scheduler", () => {
     }).pipe(Effect.provide(MockProvider.layer(mock)))
   })
 
+  it.scoped("a slow reader holds the queue back: never more than `backlog` records are sent and not yet read", () => {
+    const mock = MockProvider.make("mock")
+    return Effect.gen(function*() {
+      let sent = 0
+      const pull = yield* Scheduler.run(
+        [{ key: "q", queriesPerMinute: 1e9, records: Stream.fromIterable(records(100)) }],
+        { maxAttempts: 1, timeout: "1 minute", backlog: 8, onEvent: (event) => Effect.sync(() => event._tag === "Sent" && sent++) }
+      ).pipe(Stream.toPull)
+      let read = 0
+      for (let round = 0; round < 100 && read < 100; round++) {
+        read += Chunk.size(yield* pull)
+        yield* TestClock.adjust("1 second")
+        // the queue has filled the backlog again, and no further
+        expect(sent - read).toBe(Math.min(8, 100 - read))
+      }
+      expect(read).toBe(100)
+      expect(sent).toBe(100)
+    }).pipe(Effect.provide(MockProvider.layer(mock)))
+  })
+
   it.effect("a request that outlives the timeout is retried", () => {
     const mock = MockProvider.make("mock", {
       latency: (record) => (record.id === "0" ? "10 seconds" : "1 second")

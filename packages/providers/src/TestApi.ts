@@ -252,6 +252,9 @@ export const check = (record: PromptRecord.PromptRecord): ReadonlyArray<Provider
   return problems
 }
 
+/** A turn's latency: no timer at all for 0 ms (a timer fires a millisecond late at best). */
+const wait = (latencyMs: number): Effect.Effect<void> => (latencyMs > 0 ? Effect.sleep(latencyMs) : Effect.void)
+
 /**
  * Makes a test API provider. Each instance counts attempts per record id on its own, so
  * `fail_attempts` and `rate_limit_attempts` start afresh with a new instance.
@@ -269,20 +272,24 @@ export const make = (): Provider.Provider => {
     query: (record) =>
       Effect.gen(function*() {
         const parameters = record.parameters ?? {}
-        const attempt = (attempts.get(record.id) ?? 0) + 1
-        attempts.set(record.id, attempt)
         const latency = Math.max(0, numberParameter(parameters, "latency_ms", defaultLatencyMs))
         const rateLimited = numberParameter(parameters, "rate_limit_attempts", 0)
         const transient = numberParameter(parameters, "fail_attempts", 0)
+        // attempts are counted only for prompts that fail on purpose, and forgotten once they
+        // succeed, so a long run holds no memory per prompt
+        const counted = rateLimited + transient > 0
+        const attempt = counted ? (attempts.get(record.id) ?? 0) + 1 : 1
+        if (counted) attempts.set(record.id, attempt)
+        if (counted && attempt > rateLimited + transient) attempts.delete(record.id)
 
         if (parameters.raise_error === "True") {
-          yield* Effect.sleep(latency)
+          yield* wait(latency)
           return yield* parameters.raise_error_type === "Exception"
             ? new ProviderError.TransientError({ message: errorMessage })
             : new ProviderError.PermanentError({ reason: "bad_request", message: errorMessage })
         }
         if (attempt <= rateLimited) {
-          yield* Effect.sleep(latency)
+          yield* wait(latency)
           const retryAfter = parameters.retry_after_ms
           return yield* new ProviderError.RateLimitError({
             message: `test API rate limit (attempt ${attempt} of ${rateLimited} limited)`,
@@ -290,7 +297,7 @@ export const make = (): Provider.Provider => {
           })
         }
         if (attempt <= rateLimited + transient) {
-          yield* Effect.sleep(latency)
+          yield* wait(latency)
           return yield* new ProviderError.TransientError({
             message: `test API failure (attempt ${attempt} of ${rateLimited + transient} failing)`,
             status: 503
@@ -300,7 +307,7 @@ export const make = (): Provider.Provider => {
         const { multiTurn, questions, sent } = plan(record.prompt)
         const answers: Array<string> = []
         for (const question of questions) {
-          yield* Effect.sleep(latency)
+          yield* wait(latency)
           answers.push(answer(question, parameters.reply))
         }
         const promptTokens = sum(sent.map(wordCount))
