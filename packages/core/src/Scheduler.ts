@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Chunk, Clock, Duration, Effect, Either, Fiber, Option, Queue, Runtime, Schedule, Scope, Stream } from "effect"
+import { Cause, Chunk, Clock, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Runtime, Schedule, Scope, Stream } from "effect"
 import * as Pacer from "./Pacer.js"
 import * as RequestTimeout from "./RequestTimeout.js"
 import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
@@ -373,6 +373,9 @@ interface Feed<E, R, R2> {
   readonly send: (record: IdentifiedRecord) => Effect.Effect<CompletedRecord | undefined, never, R2>
 }
 
+/** Answers waiting to be read downstream at most, before the feeds wait for the reader. */
+const maxUnread = 1024
+
 /** The end of the output, or a failure of a source (its cause). */
 const End = Symbol("End")
 class Failed {
@@ -382,8 +385,9 @@ class Failed {
 /**
  * Sends the records of every feed as their feed admits them, each on its own fiber, and emits
  * the completed records as they complete, in chunks of whatever has arrived since the last
- * pull. At most `backlog` records are sent and not yet taken downstream: a feed waits before
- * admitting its next record while the backlog is full. A failing source fails the stream, and
+ * pull. At most `backlog` records are sent and not yet taken downstream, and a feed waits
+ * before admitting its next record while the backlog is full or while `maxUnread` answers wait
+ * for the reader (so a slow writer holds memory to a thousand answers, not the whole backlog). A failing source fails the stream, and
  * ending the stream early interrupts everything still in flight.
  *
  * This is the scheduler's one concurrent part, written with a fiber set and a queue rather
@@ -407,6 +411,15 @@ const fanOut = <E, R, R2>(
       fiber.addObserver(() => fibers.delete(fiber))
     }
     const permits = yield* Effect.makeSemaphore(Math.max(1, Math.floor(backlog)))
+    // answers not yet read: when the reader (the writer of the completed file, the stages) falls
+    // behind, the feeds wait for it instead of filling the whole backlog with answers
+    let unread = 0
+    let readerCaughtUp: Deferred.Deferred<void> | undefined
+    const waitForReader: Effect.Effect<void> = Effect.suspend(() => {
+      if (unread < maxUnread) return Effect.void
+      readerCaughtUp ??= Deferred.unsafeMake<void>(FiberId.none)
+      return Effect.zipRight(Deferred.await(readerCaughtUp), waitForReader)
+    })
     let sending = 0
     let feeding = feeds.length
     const maybeEnd = Effect.suspend(() => (feeding === 0 && sending === 0 ? Queue.offer(out, End) : Effect.void))
@@ -414,32 +427,41 @@ const fanOut = <E, R, R2>(
     const sent = (completed: CompletedRecord | undefined): Effect.Effect<void> =>
       Effect.suspend(() => {
         sending--
-        return completed === undefined
-          ? Effect.zipRight(permits.release(1), maybeEnd)
-          : Effect.zipRight(Queue.offer(out, completed), maybeEnd)
+        if (completed === undefined) return Effect.zipRight(permits.release(1), maybeEnd)
+        unread++
+        return Effect.zipRight(Queue.offer(out, completed), maybeEnd)
       })
-    const feed = ({ admit, records, send }: Feed<E, R, R2>) =>
-      Stream.runForEachWhile(records, (record) =>
-        Effect.gen(function*() {
-          yield* permits.take(1)
-          const decision = yield* admit(record)
-          if (decision !== "send") {
-            yield* permits.release(1)
-            return decision === "skip"
-          }
-          sending++
-          start(send(record).pipe(
-            Effect.flatMap(sent),
-            Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : fail(cause)))
-          ))
-          return true
-        })).pipe(
-          Effect.zipRight(Effect.suspend(() => {
-            feeding--
-            return maybeEnd
-          })),
+    // one record of a feed: wait for the reader and the backlog, admit, send on a fiber of its
+    // own; false stops the feed
+    const step = (admit: Feed<E, R, R2>["admit"], send: Feed<E, R, R2>["send"]) => (record: IdentifiedRecord) =>
+      Effect.gen(function*() {
+        yield* waitForReader
+        yield* permits.take(1)
+        const decision = yield* admit(record)
+        if (decision !== "send") {
+          yield* permits.release(1)
+          return decision === "skip"
+        }
+        sending++
+        start(send(record).pipe(
+          Effect.flatMap(sent),
           Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : fail(cause)))
-        )
+        ))
+        return true
+      })
+    // (`Stream.runForEachWhile` would read more simply, but in effect 3.22 it keeps every
+    // element it has seen: a million-line file held in memory)
+    const feed = ({ admit, records, send }: Feed<E, R, R2>) =>
+      records.pipe(
+        Stream.mapEffect(step(admit, send)),
+        Stream.takeWhile((go) => go),
+        Stream.runDrain,
+        Effect.zipRight(Effect.suspend(() => {
+          feeding--
+          return maybeEnd
+        })),
+        Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : fail(cause)))
+      )
     for (const source of feeds) start(feed(source))
     yield* maybeEnd
     let ended = false
@@ -455,7 +477,14 @@ const fanOut = <E, R, R2>(
         if (item instanceof Failed) return yield* Effect.failCause(Cause.map(item.cause as Cause.Cause<E>, Option.some))
         records.push(item)
       }
-      if (records.length > 0) yield* permits.release(records.length)
+      if (records.length > 0) {
+        unread -= records.length
+        if (readerCaughtUp !== undefined && unread < maxUnread) {
+          Deferred.unsafeDone(readerCaughtUp, Exit.void)
+          readerCaughtUp = undefined
+        }
+        yield* permits.release(records.length)
+      }
       if (records.length === 0 && ended) return yield* Effect.fail(Option.none())
       return Chunk.unsafeFromArray(records)
     })
