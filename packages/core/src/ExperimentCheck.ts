@@ -8,6 +8,7 @@ import type { FileSystem } from "@effect/platform"
 import { Effect, Stream } from "effect"
 import * as ExperimentFile from "./ExperimentFile.js"
 import type { LineProblem } from "./ExperimentFile.js"
+import { IdIndex } from "./internal/idIndex.js"
 import type { IdentifiedRecord } from "./PromptRecord.js"
 import { missingProviderMessage, ProviderRegistry } from "./Provider.js"
 
@@ -85,7 +86,7 @@ export const check = (
     let records = 0
     let invalidRecords = 0
     const apis = new Map<string, number>()
-    const ids = new Map<string | number, number>()
+    const ids = new IdIndex()
     const addProblems = (list: ReadonlyArray<LineProblem>) => {
       problemCount += list.length
       for (const problem of list) if (problems.length < maxListed) problems.push(problem)
@@ -105,7 +106,7 @@ export const check = (
           } else {
             const record = decoded.record
             addWarnings(decoded.warnings)
-            const firstLine = ids.get(record.id)
+            const firstLine = ids.firstLineOrAdd(record.id, entry.line)
             if (firstLine !== undefined) {
               lineProblems.push({
                 file: name,
@@ -113,8 +114,6 @@ export const check = (
                 key: "id",
                 message: `duplicate id ${JSON.stringify(record.id)} (first on line ${firstLine})`
               })
-            } else {
-              ids.set(record.id, entry.line)
             }
             apis.set(record.api, (apis.get(record.api) ?? 0) + 1)
             const provider = registry.get(record.api)

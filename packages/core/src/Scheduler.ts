@@ -373,6 +373,9 @@ interface Feed<E, R, R2> {
   readonly send: (record: IdentifiedRecord) => Effect.Effect<CompletedRecord | undefined, never, R2>
 }
 
+/** How many sends a feed makes between two yields to the requests it started. */
+const yieldEvery = 16
+
 /** Answers waiting to be read downstream at most, before the feeds wait for the reader. */
 const maxUnread = 1024
 
@@ -421,6 +424,7 @@ const fanOut = <E, R, R2>(
       return Effect.zipRight(Deferred.await(readerCaughtUp), waitForReader)
     })
     let sending = 0
+    let sinceYield = 0
     let feeding = feeds.length
     const maybeEnd = Effect.suspend(() => (feeding === 0 && sending === 0 ? Queue.offer(out, End) : Effect.void))
     const fail = (cause: Cause.Cause<unknown>) => Queue.offer(out, new Failed(cause))
@@ -447,6 +451,13 @@ const fanOut = <E, R, R2>(
           Effect.flatMap(sent),
           Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : fail(cause)))
         ))
+        // let the requests already sent move on before the next send: with no rate limit the
+        // feed would otherwise run ahead and fill the backlog with half-started requests, which
+        // costs memory and garbage collection and gains nothing
+        if (++sinceYield >= yieldEvery) {
+          sinceYield = 0
+          yield* Effect.yieldNow()
+        }
         return true
       })
     // (`Stream.runForEachWhile` would read more simply, but in effect 3.22 it keeps every
