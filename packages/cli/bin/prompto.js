@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// prompto: runs the TypeScript sources through tsx (no build step).
-import { register } from "tsx/esm/api"
+// prompto: the bundle in dist/ when it is up to date, else the TypeScript sources through tsx (see launch.js).
+import { launch } from "./launch.js"
 
-register()
-await import("../src/bin.ts")
+await launch()

@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-// prompto_check_experiment: prompto's script name, the same as `prompto check` (runs the TypeScript sources through tsx).
-import { register } from "tsx/esm/api"
+// prompto_check_experiment: prompto's script name, the same as `prompto check`.
+import { launch } from "./launch.js"
 
-process.argv.splice(2, 0, "check")
-register()
-await import("../src/bin.ts")
+await launch("check")

@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-// prompto_obtain_missing_jsonl: prompto's script name, the same as `prompto missing` (runs the TypeScript sources through tsx).
-import { register } from "tsx/esm/api"
+// prompto_obtain_missing_jsonl: prompto's script name, the same as `prompto missing`.
+import { launch } from "./launch.js"
 
-process.argv.splice(2, 0, "missing")
-register()
-await import("../src/bin.ts")
+await launch("missing")

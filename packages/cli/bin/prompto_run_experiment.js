@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-// prompto_run_experiment: prompto's script name, the same as `prompto run` (runs the TypeScript sources through tsx).
-import { register } from "tsx/esm/api"
+// prompto_run_experiment: prompto's script name, the same as `prompto run`.
+import { launch } from "./launch.js"
 
-process.argv.splice(2, 0, "run")
-register()
-await import("../src/bin.ts")
+await launch("run")

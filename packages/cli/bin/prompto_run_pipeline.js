@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-// prompto_run_pipeline: prompto's script name, the same as `prompto pipeline` (runs the TypeScript sources through tsx).
-import { register } from "tsx/esm/api"
+// prompto_run_pipeline: prompto's script name, the same as `prompto pipeline`.
+import { launch } from "./launch.js"
 
-process.argv.splice(2, 0, "pipeline")
-register()
-await import("../src/bin.ts")
+await launch("pipeline")

@@ -24,7 +24,8 @@
  *
  * @since 0.1.0
  */
-import Anthropic, { APIError } from "@anthropic-ai/sdk"
+import type Anthropic from "@anthropic-ai/sdk"
+import type * as AnthropicSdk from "@anthropic-ai/sdk"
 import type { MessageCreateParamsNonStreaming } from "@anthropic-ai/sdk/resources/messages"
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Layer, Option, Redacted } from "effect"
@@ -316,8 +317,8 @@ const readAnswer = (body: unknown): Effect.Effect<Answer, ProviderError.Transien
 }
 
 /** The typed error for what the SDK threw; API errors carry Anthropic's own message. */
-const failure = (error: unknown): ProviderError.ProviderError => {
-  if (error instanceof APIError && typeof error.status === "number") {
+const failure = (sdk: typeof AnthropicSdk, error: unknown): ProviderError.ProviderError => {
+  if (error instanceof sdk.APIError && typeof error.status === "number") {
     const detail = error.apiMessage ?? error.message
     const kind = error.type === null ? "" : ` ${error.type}`
     return ProviderFailure.fromStatus(error.status, `${api}: ${error.status}${kind}: ${detail}`, error.headers)
@@ -350,6 +351,19 @@ const toResponse = (answers: ReadonlyArray<Answer>, multiTurn: boolean): Provide
 }
 
 /**
+ * The SDK, imported by the first query, so a run without `anthropic` records (and
+ * `prompto --help`) never loads it.
+ */
+const loadSdk: Effect.Effect<typeof AnthropicSdk, ProviderError.PermanentError> = Effect.tryPromise({
+  try: () => import("@anthropic-ai/sdk"),
+  catch: (error) =>
+    new ProviderError.PermanentError({
+      reason: "configuration",
+      message: `${api}: cannot load @anthropic-ai/sdk: ${error instanceof Error ? error.message : String(error)}`
+    })
+})
+
+/**
  * Makes an Anthropic provider. Configuration is read per record, so making it never fails; each
  * instance keeps one SDK client per (key, endpoint), with SDK retries off and the SDK timeout out
  * of the way (the scheduler's timeout interrupts, and so aborts, the HTTP call).
@@ -360,7 +374,10 @@ const toResponse = (answers: ReadonlyArray<Answer>, multiTurn: boolean): Provide
 export const make = (): Provider.Provider => {
   const clients = new Map<string, Anthropic>()
 
-  const clientFor = (modelName: string): Effect.Effect<Anthropic, ProviderError.PermanentError> =>
+  const clientFor = (
+    sdk: typeof AnthropicSdk,
+    modelName: string
+  ): Effect.Effect<Anthropic, ProviderError.PermanentError> =>
     Effect.gen(function*() {
       const key = yield* ModelConfig.lookupSecret(apiKeyVariable, modelName)
       if (Option.isNone(key)) {
@@ -380,7 +397,7 @@ export const make = (): Provider.Provider => {
       const id = `${baseURL}\u0000${apiKey}`
       const existing = clients.get(id)
       if (existing !== undefined) return existing
-      const client = new Anthropic({ apiKey, baseURL, maxRetries: 0, timeout: clientTimeoutMs })
+      const client = new sdk.Anthropic({ apiKey, baseURL, maxRetries: 0, timeout: clientTimeoutMs })
       clients.set(id, client)
       return client
     })
@@ -404,7 +421,8 @@ export const make = (): Provider.Provider => {
         if (plan === undefined) {
           return yield* new ProviderError.PermanentError({ reason: "validation", message: formatProblems(problems) })
         }
-        const client = yield* clientFor(record.model_name)
+        const sdk = yield* loadSdk
+        const client = yield* clientFor(sdk, record.model_name)
         const parameters = record.parameters ?? {}
         const send = (messages: ReadonlyArray<{ readonly role: string; readonly content: unknown }>, system?: unknown) =>
           Effect.tryPromise({
@@ -418,7 +436,7 @@ export const make = (): Provider.Provider => {
                 } as MessageCreateParamsNonStreaming,
                 { signal }
               ),
-            catch: failure
+            catch: (error) => failure(sdk, error)
           }).pipe(Effect.flatMap(readAnswer))
 
         switch (plan._tag) {

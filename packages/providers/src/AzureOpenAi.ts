@@ -14,7 +14,6 @@
  */
 import { Provider } from "@prompto/core"
 import { Effect, Layer, Option, Redacted } from "effect"
-import { AzureOpenAI } from "openai"
 import * as OpenAiChat from "./internal/openAiChat.js"
 import * as ModelConfig from "./ModelConfig.js"
 
@@ -89,7 +88,7 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
         const baseURL = `${endpoint}/openai`
         return {
           key: [api, Redacted.value(apiKey), baseURL, apiVersion],
-          create: () => new AzureOpenAI({ apiKey: Redacted.value(apiKey), baseURL, apiVersion, ...OpenAiChat.clientDefaults })
+          create: (sdk) => new sdk.AzureOpenAI({ apiKey: Redacted.value(apiKey), baseURL, apiVersion, ...OpenAiChat.clientDefaults })
         }
       })
   })

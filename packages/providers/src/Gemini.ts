@@ -32,7 +32,7 @@
  *
  * @since 0.1.0
  */
-import { GoogleGenAI } from "@google/genai"
+import type { GoogleGenAI } from "@google/genai"
 import { Provider } from "@prompto/core"
 import { Effect, Layer } from "effect"
 import * as GoogleGenAi from "./internal/googleGenAi.js"
@@ -85,8 +85,8 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
       Effect.gen(function*() {
         const apiKey = yield* ModelConfig.require(apiKeyVariable, modelName)
         const baseUrl = yield* GoogleGenAi.baseUrl(baseUrlVariable, modelName)
-        return yield* GoogleGenAi.cachedClient(clients, api, [apiKey, baseUrl ?? ""], () =>
-          new GoogleGenAI({
+        return yield* GoogleGenAi.cachedClient(clients, api, [apiKey, baseUrl ?? ""], (sdk) =>
+          new sdk.GoogleGenAI({
             vertexai: false,
             apiKey,
             ...(baseUrl === undefined ? {} : { httpOptions: { baseUrl } })

@@ -14,7 +14,6 @@
  */
 import { Provider } from "@prompto/core"
 import { Effect, Layer, Option } from "effect"
-import OpenAI from "openai"
 import * as OpenAiChat from "./internal/openAiChat.js"
 import * as ModelConfig from "./ModelConfig.js"
 
@@ -87,7 +86,7 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
         const baseURL = `${endpoint}/v1/`
         return {
           key: [api, apiKey, baseURL],
-          create: () => new OpenAI({ apiKey, baseURL, ...OpenAiChat.clientDefaults })
+          create: (sdk) => new sdk.OpenAI({ apiKey, baseURL, ...OpenAiChat.clientDefaults })
         }
       }),
     requestModel: () => requestModel

@@ -18,7 +18,6 @@
  */
 import { Provider } from "@prompto/core"
 import { Effect, Layer, Option, Redacted } from "effect"
-import OpenAI from "openai"
 import * as OpenAiChat from "./internal/openAiChat.js"
 import * as ModelConfig from "./ModelConfig.js"
 
@@ -82,7 +81,7 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
         )
         return {
           key: [api, Redacted.value(apiKey), baseURL],
-          create: () => new OpenAI({ apiKey: Redacted.value(apiKey), baseURL, ...OpenAiChat.clientDefaults })
+          create: (sdk) => new sdk.OpenAI({ apiKey: Redacted.value(apiKey), baseURL, ...OpenAiChat.clientDefaults })
         }
       })
   })

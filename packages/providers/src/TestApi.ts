@@ -275,12 +275,11 @@ export const make = (): Provider.Provider => {
         const latency = Math.max(0, numberParameter(parameters, "latency_ms", defaultLatencyMs))
         const rateLimited = numberParameter(parameters, "rate_limit_attempts", 0)
         const transient = numberParameter(parameters, "fail_attempts", 0)
-        // attempts are counted only for prompts that fail on purpose, and forgotten once they
-        // succeed, so a long run holds no memory per prompt
+        // attempts are counted only for prompts that fail on purpose, so a long run of ordinary
+        // prompts holds no memory per prompt
         const counted = rateLimited + transient > 0
         const attempt = counted ? (attempts.get(record.id) ?? 0) + 1 : 1
         if (counted) attempts.set(record.id, attempt)
-        if (counted && attempt > rateLimited + transient) attempts.delete(record.id)
 
         if (parameters.raise_error === "True") {
           yield* wait(latency)

@@ -26,7 +26,7 @@
  *
  * @since 0.1.0
  */
-import { GoogleGenAI, type GoogleGenAIOptions } from "@google/genai"
+import type { GoogleGenAI, GoogleGenAIOptions } from "@google/genai"
 import { Provider, ProviderError } from "@prompto/core"
 import { Config, Effect, Layer, Option } from "effect"
 import * as GoogleGenAi from "./internal/googleGenAi.js"
@@ -170,8 +170,8 @@ export const make = (options: Options = {}): Effect.Effect<Provider.Provider> =>
           }
           const location = yield* locationOf(modelName)
           const baseUrl = yield* GoogleGenAi.baseUrl(baseUrlVariable, modelName)
-          return yield* GoogleGenAi.cachedClient(clients, api, [project.value, location, baseUrl ?? ""], () =>
-            new GoogleGenAI({
+          return yield* GoogleGenAi.cachedClient(clients, api, [project.value, location, baseUrl ?? ""], (sdk) =>
+            new sdk.GoogleGenAI({
               vertexai: true,
               project: project.value,
               location,

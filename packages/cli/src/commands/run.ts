@@ -8,7 +8,6 @@ import { FileSystem } from "@effect/platform"
 import { Evaluation, Experiment, Metrics, QueuePlan, RunSummary } from "@prompto/core"
 import * as Providers from "@prompto/providers"
 import { Console, Duration, Effect, Option } from "effect"
-import { tsImport } from "tsx/esm/api"
 import * as CliError from "../CliError.js"
 import * as EnvFile from "../EnvFile.js"
 import * as Progress from "../Progress.js"
@@ -115,13 +114,15 @@ const onlyRephrase = Options.boolean("only-rephrase").pipe(
 /**
  * Loads a `--scorer path/to/module.ts:export` module through tsx, wherever the file lives: a
  * plain `import()` of a `.ts` file, or of a `.js` file with `export`s outside an ES module
- * package, fails.
+ * package, fails. tsx itself is imported here, so runs without such scorers never load it.
  *
  * @since 0.1.0
  * @category utils
  */
-export const loadScorerModule = (url: string): Promise<Record<string, unknown>> =>
-  tsImport(url, import.meta.url) as Promise<Record<string, unknown>>
+export const loadScorerModule = async (url: string): Promise<Record<string, unknown>> => {
+  const { tsImport } = await import("tsx/esm/api")
+  return tsImport(url, import.meta.url) as Promise<Record<string, unknown>>
+}
 
 const quote = (arg: string): string => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`
 

@@ -17,6 +17,7 @@ import type {
   HarmCategory,
   Part
 } from "@google/genai"
+import type * as GenAiSdk from "@google/genai"
 import { type PromptRecord, type Provider, ProviderError } from "@prompto/core"
 import { Effect, Option } from "effect"
 import * as Media from "../Media.js"
@@ -415,6 +416,15 @@ export const baseUrl = (variable: string, modelName: string): Effect.Effect<stri
       : Effect.fail(new ProviderError.PermanentError({ reason: "configuration", message: badUrlMessage(variable, modelName) })))
 
 /**
+ * The `@google/genai` SDK module. It is imported when the first client is made, so a run that
+ * sends nothing to Gemini or Vertex AI (and `prompto --help`) never loads it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Sdk = typeof GenAiSdk
+
+/**
  * One client per configuration key, made on first use and reused.
  *
  * @since 0.1.0
@@ -424,22 +434,26 @@ export const cachedClient = (
   clients: Map<string, GoogleGenAI>,
   api: string,
   key: ReadonlyArray<string>,
-  make: () => GoogleGenAI
+  make: (sdk: Sdk) => GoogleGenAI
 ): Effect.Effect<GoogleGenAI, ProviderError.PermanentError> =>
-  Effect.try({
-    try: () => {
-      const id = JSON.stringify(key)
-      const cached = clients.get(id)
-      if (cached !== undefined) return cached
-      const client = make()
-      clients.set(id, client)
-      return client
-    },
-    catch: (error) =>
-      new ProviderError.PermanentError({
-        reason: "configuration",
-        message: `${api}: cannot make the client: ${error instanceof Error ? error.message : String(error)}`
-      })
+  Effect.suspend(() => {
+    const id = JSON.stringify(key)
+    const cached = clients.get(id)
+    if (cached !== undefined) return Effect.succeed(cached)
+    return Effect.tryPromise({
+      try: async () => {
+        const sdk = await import("@google/genai")
+        // another fiber may have made it while the SDK was being imported
+        const client = clients.get(id) ?? make(sdk)
+        clients.set(id, client)
+        return client
+      },
+      catch: (error) =>
+        new ProviderError.PermanentError({
+          reason: "configuration",
+          message: `${api}: cannot make the client: ${error instanceof Error ? error.message : String(error)}`
+        })
+    })
   })
 
 // ---------------------------------------------------------------------------

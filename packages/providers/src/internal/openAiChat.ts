@@ -9,6 +9,7 @@
 import { type PromptRecord, type Provider, ProviderError } from "@prompto/core"
 import { Effect, Option, Redacted } from "effect"
 import type OpenAI from "openai"
+import type * as OpenAiSdk from "openai"
 import * as Media from "../Media.js"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
@@ -48,6 +49,15 @@ export const chatRoles: ReadonlyArray<string> = ["system", "user", "assistant"]
 export const clientDefaults = { maxRetries: 0, timeout: 2_147_483_647 } as const
 
 /**
+ * The `openai` SDK module. It is imported when the first client is made, so a run that sends
+ * nothing to this family (and `prompto --help`) never loads it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Sdk = typeof OpenAiSdk
+
+/**
  * How a record reaches its server: the identity of its client and how to build one.
  *
  * @since 0.1.0
@@ -56,7 +66,7 @@ export const clientDefaults = { maxRetries: 0, timeout: 2_147_483_647 } as const
 export interface Connection {
   /** (api, key, endpoint, ...): records with equal keys share one client. */
   readonly key: ReadonlyArray<string>
-  readonly create: () => OpenAI
+  readonly create: (sdk: Sdk) => OpenAI
 }
 
 /**
@@ -405,9 +415,11 @@ export const make = (spec: Spec): Provider.Provider => {
       const key = JSON.stringify(connection.key)
       const cached = clients.get(key)
       if (cached !== undefined) return Effect.succeed(cached)
-      return Effect.try({
-        try: () => {
-          const client = connection.create()
+      return Effect.tryPromise({
+        try: async () => {
+          const sdk = await import("openai")
+          // another fiber may have made it while the SDK was being imported
+          const client = clients.get(key) ?? connection.create(sdk)
           clients.set(key, client)
           return client
         },

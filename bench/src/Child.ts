@@ -1,0 +1,112 @@
+/**
+ * Runs a measured Node.js child process: `node --import rusage.mjs <script> ...args`, timing
+ * its wall clock from spawn to exit and reading the CPU time and peak RSS that the preload
+ * wrote as it exited.
+ */
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+import { rusagePreload } from "./Paths.js"
+
+/** How a measured child ended, and what it used. */
+export interface ChildResult {
+  readonly status: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly timedOut: boolean
+  /** Spawn to exit, milliseconds, as the bench's clock saw it. */
+  readonly wallMs: number
+  /** User + system CPU time, milliseconds (`NaN` if the child did not report it). */
+  readonly cpuMs: number
+  /** Peak resident set size, MB (`NaN` if the child did not report it). */
+  readonly maxRssMb: number
+  /** The last 64 kB of each stream. */
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Options of a measured run. */
+export interface ChildOptions {
+  readonly cwd: string
+  readonly env: NodeJS.ProcessEnv
+  /** Stopped after this long (SIGTERM, again, then SIGKILL). */
+  readonly timeoutMs: number
+  /** Extra `node` flags before the preload, e.g. `["--import", "tsx"]`. */
+  readonly nodeFlags?: ReadonlyArray<string>
+}
+
+const keep = 64 * 1024
+
+/**
+ * The environment children start from: the bench's own, without anything that looks like a
+ * credential or an endpoint, so the children see only what a scenario sets.
+ */
+export const baseEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (/KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|ENDPOINT|BASE_URL|PROJECT_ID|LOCATION_ID|^VITEST|^npm_/i.test(name)) continue
+    env[name] = value
+  }
+  env.TZ = "UTC"
+  return env
+}
+
+/** Runs `node [flags] --import rusage.mjs <script> ...args` and measures it. */
+export const run = (script: string, args: ReadonlyArray<string>, options: ChildOptions): Promise<ChildResult> => {
+  const usageFile = path.join(os.tmpdir(), `prompto-bench-rusage-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.json`)
+  const argv = [...(options.nodeFlags ?? []), "--import", pathToFileURL(rusagePreload).href, script, ...args]
+  return new Promise((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn(process.execPath, argv, {
+      cwd: options.cwd,
+      env: { ...options.env, BENCH_RUSAGE_FILE: usageFile },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    const tail = (text: string) => (text.length > keep ? text.slice(-keep) : text)
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout = tail(stdout + chunk)))
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr = tail(stderr + chunk)))
+    // on timeout: SIGTERM (a graceful stop), a second SIGTERM (stop now), then SIGKILL, so a
+    // child that handles signals still exits normally and reports its resource usage
+    let timedOut = false
+    const escalation: Array<NodeJS.Timeout> = []
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill("SIGTERM")
+      escalation.push(setTimeout(() => child.kill("SIGTERM"), 2_000), setTimeout(() => child.kill("SIGKILL"), 10_000))
+    }, options.timeoutMs)
+    const clearTimers = () => {
+      clearTimeout(timer)
+      escalation.forEach(clearTimeout)
+    }
+    child.on("error", (error) => {
+      clearTimers()
+      reject(error)
+    })
+    child.on("exit", () => {
+      // the wall ends when the process does, not when its pipes drain
+      const wallMs = performance.now() - started
+      clearTimers()
+      child.on("close", (status, signal) => {
+        let cpuMs = Number.NaN
+        let maxRssMb = Number.NaN
+        try {
+          const usage = JSON.parse(fs.readFileSync(usageFile, "utf8")) as NodeJS.ResourceUsage
+          cpuMs = (usage.userCPUTime + usage.systemCPUTime) / 1000
+          maxRssMb = usage.maxRSS / 1024
+        } catch {
+          // killed, or it exited before the preload ran: the figures stay NaN
+        }
+        fs.rmSync(usageFile, { force: true })
+        resolve({ status, signal, timedOut, wallMs, cpuMs, maxRssMb, stdout, stderr })
+      })
+    })
+  })
+}
+
+/** A one-line account of a child that failed, for error messages. */
+export const describeFailure = (what: string, result: ChildResult): string =>
+  `${what} ${result.timedOut ? "timed out" : `exited with ${result.status ?? result.signal}`}` +
+  (result.stderr.trim() === "" ? "" : `: ${result.stderr.trim().split("\n").slice(-5).join(" | ")}`)

@@ -1,0 +1,115 @@
+/**
+ * The bench's handle on its loopback OpenAI server: forks `server.ts` (through tsx) as its own
+ * process and talks to it over IPC, to set each model's latency, clear and fetch what it
+ * recorded, and close it.
+ */
+import { type ChildProcess, fork } from "node:child_process"
+import * as path from "node:path"
+import type { Command, ModelLatency, Recorded, Reply } from "./LoopbackProtocol.js"
+import { benchDir, repoRoot } from "./Paths.js"
+
+/** One request as the server saw it (epoch milliseconds). */
+export interface ServedRequest {
+  readonly model: string
+  readonly arrivedAt: number
+  /** `NaN` if it was never answered. */
+  readonly answeredAt: number
+}
+
+/** What the server recorded since its last reset. */
+export interface Served {
+  readonly requests: ReadonlyArray<ServedRequest>
+  /** TCP connections accepted. */
+  readonly connections: number
+  /** The server's CPU time, milliseconds: it must stay well below the wall to not be the bottleneck. */
+  readonly cpuMs: number
+}
+
+/** A running loopback server. */
+export interface LoopbackServer {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string
+  /** Sets the latency of each model (unknown models answer at once). */
+  readonly configure: (models: Readonly<Record<string, ModelLatency>>) => Promise<void>
+  /** Forgets every recorded request and connection, and frees serial models. */
+  readonly reset: () => Promise<void>
+  /** The requests recorded since the last reset, in arrival order, and the connections opened. */
+  readonly requests: () => Promise<Served>
+  readonly close: () => Promise<void>
+}
+
+interface Pending {
+  readonly done: (reply: Reply) => void
+  readonly fail: (error: Error) => void
+}
+
+/** Starts the server process and waits until it listens. */
+export const start = (): Promise<LoopbackServer> =>
+  new Promise((resolve, reject) => {
+    const child: ChildProcess = fork(path.join(benchDir, "src", "server.ts"), [], {
+      cwd: repoRoot,
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"]
+    })
+    const pending = new Map<number, Pending>()
+    let nextId = 1
+    const send = (command: Omit<Command, "id">): Promise<Reply> =>
+      new Promise((done, fail) => {
+        const id = nextId++
+        pending.set(id, { done, fail })
+        child.send({ ...command, id }, (error) => {
+          if (error !== null) {
+            pending.delete(id)
+            fail(error)
+          }
+        })
+      })
+    child.on("error", reject)
+    child.on("exit", (code) => {
+      const error = new Error(`the loopback server exited (code ${code})`)
+      reject(error)
+      for (const waiter of pending.values()) waiter.fail(error)
+      pending.clear()
+    })
+    child.on("message", (reply: Reply) => {
+      if (reply.type === "listening") {
+        resolve(handle(reply.port))
+        return
+      }
+      const waiter = pending.get(reply.id)
+      pending.delete(reply.id)
+      waiter?.done(reply)
+    })
+    const handle = (port: number): LoopbackServer => ({
+      url: `http://127.0.0.1:${port}`,
+      configure: async (models) => {
+        await send({ type: "configure", models } as Omit<Command, "id">)
+      },
+      reset: async () => {
+        await send({ type: "reset" })
+      },
+      requests: async () => {
+        const reply = await send({ type: "records" })
+        if (reply.type !== "records") throw new Error("the loopback server did not send its records")
+        return { requests: toRequests(reply.recorded), connections: reply.recorded.connections, cpuMs: reply.recorded.cpuMs }
+      },
+      close: () =>
+        new Promise((done) => {
+          if (child.exitCode !== null) return done()
+          child.once("exit", () => done())
+          child.send({ type: "close", id: 0 })
+          setTimeout(() => child.kill("SIGKILL"), 5_000).unref()
+        })
+    })
+  })
+
+const toRequests = (recorded: Recorded): Array<ServedRequest> =>
+  recorded.arrivedAt.map((arrivedAt, index) => {
+    const model = recorded.modelOf[index]
+    const answeredAt = recorded.answeredAt[index]
+    return {
+      model: model === null || model === undefined ? "" : recorded.models[model] ?? "",
+      arrivedAt,
+      answeredAt: answeredAt === null || answeredAt === undefined ? Number.NaN : answeredAt
+    }
+  })

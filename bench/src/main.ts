@@ -1,0 +1,151 @@
+/**
+ * `pnpm bench`: runs the benchmark's scenarios against the real product (`prompto run` as a
+ * child process, a loopback OpenAI server as another), prints a table of figures against
+ * their targets and writes every figure, with the machine, to `bench/results.json`.
+ *
+ * Flags: `--only 1,3` (a subset), `--quick` (smaller sizes, for development), `--scale <x>`
+ * (scenario 2's time scale, default 0.2, or 0.05 with `--quick`; 1 is the paper's real
+ * latencies), `--keep` (keep the
+ * temporary folders), `--out <file>` (default `bench/results.json`).
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { parseArgs } from "node:util"
+import * as Figures from "./Figures.js"
+import * as LoopbackServer from "./LoopbackServer.js"
+import * as Machine from "./Machine.js"
+import { benchDir } from "./Paths.js"
+import type { Context, Figure, Scenario } from "./Scenario.js"
+import * as Memory from "./scenarios/Memory.js"
+import * as Pacing from "./scenarios/Pacing.js"
+import * as ParallelQueues from "./scenarios/ParallelQueues.js"
+import * as Startup from "./scenarios/Startup.js"
+import * as Throughput from "./scenarios/Throughput.js"
+
+const scenarios: ReadonlyArray<Scenario> = [
+  Pacing.scenario,
+  ParallelQueues.scenario,
+  Throughput.scenario,
+  Memory.scenario,
+  Startup.scenario
+]
+
+const usage = `usage: pnpm bench [--only 1,3] [--quick] [--scale 0.2] [--keep] [--out bench/results.json]`
+
+const { values } = parseArgs({
+  options: {
+    only: { type: "string" },
+    quick: { type: "boolean", default: false },
+    scale: { type: "string" },
+    keep: { type: "boolean", default: false },
+    out: { type: "string", default: path.join(benchDir, "results.json") },
+    help: { type: "boolean", short: "h", default: false }
+  }
+})
+if (values.help) {
+  console.log(usage)
+  process.exit(0)
+}
+const only = values.only === undefined
+  ? scenarios.map((scenario) => scenario.id)
+  : values.only.split(",").map((id) => Number(id.trim()))
+const unknown = only.filter((id) => !scenarios.some((scenario) => scenario.id === id))
+const scale = Number(values.scale ?? (values.quick ? "0.05" : "0.2"))
+if (unknown.length > 0 || !(scale > 0)) {
+  console.error(unknown.length > 0 ? `unknown scenario: ${unknown.join(", ")}` : `--scale must be a positive number`)
+  console.error(usage)
+  process.exit(2)
+}
+
+/** One scenario's entry in results.json. */
+interface ScenarioRecord {
+  readonly id: number
+  readonly title: string
+  readonly seconds: number
+  readonly figures: ReadonlyArray<Figure & { readonly targetText: string; readonly result: string }>
+  readonly details: Readonly<Record<string, unknown>>
+  readonly error?: string
+}
+
+const benchStarted = performance.now()
+const machine = await Machine.describe()
+const progress = (line: string) => console.error(`[${((performance.now() - benchStarted) / 1000).toFixed(1)} s] ${line}`)
+if (machine.loadAverage[0]! > machine.cores * 0.5) {
+  progress(`warning: load average ${machine.loadAverage.join(", ")} on ${machine.cores} cores: other work will disturb the figures`)
+}
+if (machine.cli === "tsx") {
+  progress("warning: the CLI bundle is missing or older than the sources, so prompto runs through tsx: run `pnpm build` first")
+}
+const server = await LoopbackServer.start()
+const context: Context = { server, quick: values.quick, scale, keep: values.keep, progress }
+
+const records: Array<ScenarioRecord> = []
+try {
+  for (const scenario of scenarios.filter((scenario) => only.includes(scenario.id))) {
+    const started = performance.now()
+    const title = scenario.title(context)
+    try {
+      const outcome = await scenario.run(context)
+      records.push({
+        id: scenario.id,
+        title,
+        seconds: (performance.now() - started) / 1000,
+        figures: outcome.figures.map((figure) => ({
+          ...figure,
+          targetText: Figures.formatTarget(figure.target, figure.digits, figure.unit),
+          result: Figures.verdict(figure.measured, figure.target)
+        })),
+        details: outcome.details
+      })
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error)
+      progress(`${title}: failed: ${message}`)
+      process.exitCode = 1
+      records.push({ id: scenario.id, title, seconds: (performance.now() - started) / 1000, figures: [], details: {}, error: message })
+    }
+    progress(`${title}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  }
+} finally {
+  await server.close()
+}
+
+const totalSeconds = (performance.now() - benchStarted) / 1000
+// a rebuild (or a source edit) during the run changes how later runs started the CLI
+const cliAtEnd = await Machine.cliMode()
+const cli = cliAtEnd === machine.cli ? machine.cli : `${machine.cli} at start, ${cliAtEnd} at end`
+const rows = records.flatMap((record) =>
+  record.error !== undefined
+    ? [[record.title, "error", record.error.slice(0, 100), "", "miss"]]
+    : record.figures.map((figure) => [
+      record.title,
+      figure.name,
+      Figures.formatNumber(figure.measured, figure.digits, figure.unit),
+      figure.targetText,
+      figure.result
+    ])
+)
+const misses = rows.filter((row) => row[4] === "miss").length
+console.log(Figures.formatTable(["scenario", "figure", "measured", "target", "result"], rows))
+console.log(
+  `\n${rows.filter((row) => row[4] === "pass").length} pass, ${misses} miss; ` +
+    `bench took ${totalSeconds.toFixed(1)} s${values.quick ? " (--quick sizes)" : ""}; ` +
+    `${machine.cpu}, ${machine.cores} cores, ${machine.totalMemoryGb} GB, Node ${machine.node}, CLI via ${cli}, ` +
+    `load average ${machine.loadAverage[0]} at start, ${Machine.loadAverage()[0]} at end`
+)
+
+fs.writeFileSync(
+  values.out,
+  JSON.stringify(
+    {
+      machine,
+      options: { only, quick: values.quick, scale },
+      totalSeconds,
+      cliAtEnd,
+      loadAverageAtEnd: Machine.loadAverage(),
+      scenarios: records
+    },
+    (_, value: unknown) => (typeof value === "number" && !Number.isFinite(value) ? null : value),
+    2
+  ) + "\n"
+)
+console.log(`figures written to ${path.relative(process.cwd(), values.out) || values.out}`)

@@ -1,0 +1,51 @@
+/**
+ * Bundles the CLI (`src/bin.ts` with core, providers and their dependencies) into
+ * `dist/prompto.mjs`, so `bin/*.js` can start it without compiling TypeScript on every run.
+ * Run by `pnpm build` and by `pnpm install` (the root `prepare` script).
+ *
+ * The entry file is written last: `bin/launch.js` trusts the bundle only when the entry is
+ * newer than every source file, so a build cut short is never taken for a fresh one.
+ */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const cliDir = path.dirname(fileURLToPath(import.meta.url))
+const outdir = path.join(cliDir, "dist")
+const entry = path.join(outdir, "prompto.mjs")
+const started = performance.now()
+
+// without dev dependencies (`pnpm install --prod`) there is no esbuild: the bins use tsx
+const esbuild = await import("esbuild").catch((error) => {
+  if (error?.code !== "ERR_MODULE_NOT_FOUND") throw error
+  console.log("prompto: esbuild is not installed, so the bins will run the sources through tsx")
+  process.exit(0)
+})
+
+const result = await esbuild.build({
+  entryPoints: { prompto: path.join(cliDir, "src/bin.ts") },
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  outdir,
+  outExtension: { ".js": ".mjs" },
+  // provider SDKs go to their own chunks, loaded only when a provider needs them
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
+  // tsx loads user scorer modules at run time: it must stay a real package, not a copy
+  external: ["tsx", "tsx/*"],
+  // bundled CommonJS dependencies call `require` for Node built-ins
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  logLevel: "warning",
+  write: false
+})
+
+rmSync(outdir, { recursive: true, force: true })
+// the chunks first, the entry last (see above)
+const files = result.outputFiles.toSorted((a, b) => Number(a.path === entry) - Number(b.path === entry))
+for (const file of files) {
+  mkdirSync(path.dirname(file.path), { recursive: true })
+  writeFileSync(file.path, file.contents)
+}
+console.log(`prompto: built ${path.relative(process.cwd(), entry)} in ${Math.round(performance.now() - started)} ms`)
