@@ -376,6 +376,12 @@ interface Feed<E, R, R2> {
 /** How many sends a feed makes between two yields to the requests it started. */
 const yieldEvery = 16
 
+/** Resumes after the event loop has run its pending callbacks (I/O first, then this). */
+const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 /** Answers waiting to be read downstream at most, before the feeds wait for the reader. */
 const maxUnread = 1024
 
@@ -453,10 +459,12 @@ const fanOut = <E, R, R2>(
         ))
         // let the requests already sent move on before the next send: with no rate limit the
         // feed would otherwise run ahead and fill the backlog with half-started requests, which
-        // costs memory and garbage collection and gains nothing
+        // costs memory and garbage collection and gains nothing. The yield goes through the
+        // event loop, so answers that have arrived are read first (Effect's own yield runs
+        // other fibers but not the network's callbacks)
         if (++sinceYield >= yieldEvery) {
           sinceYield = 0
-          yield* Effect.yieldNow()
+          yield* yieldToEventLoop
         }
         return true
       })

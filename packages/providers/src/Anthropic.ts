@@ -402,18 +402,26 @@ export const make = (): Provider.Provider => {
       return client
     })
 
+  // the variables are read once per model, not for every line and request
+  const configProblemsOf = ModelConfig.perModel((modelName) =>
+    Effect.gen(function*() {
+      const configuration = yield* ModelConfig.checkRequired([apiKeyVariable], modelName)
+      const baseUrl = yield* ModelConfig.lookup(baseUrlVariable, modelName)
+      const endpoint = Option.isSome(baseUrl) && !isValidBaseUrl(baseUrl.value)
+        ? [{ key: "api", message: invalidBaseUrl(baseUrlVariable, modelName) }]
+        : []
+      return [...configuration, ...endpoint]
+    })
+  )
+  const clientOf = ModelConfig.perModel((modelName) => Effect.flatMap(loadSdk, (sdk) => clientFor(sdk, modelName)))
+
   return {
     api,
     check: (record) =>
       Effect.gen(function*() {
         const inspection = inspect(record)
         const media = yield* Media.checkExists(inspection.media)
-        const configuration = yield* ModelConfig.checkRequired([apiKeyVariable], record.model_name)
-        const baseUrl = yield* ModelConfig.lookup(baseUrlVariable, record.model_name)
-        const endpoint = Option.isSome(baseUrl) && !isValidBaseUrl(baseUrl.value)
-          ? [{ key: "api", message: invalidBaseUrl(baseUrlVariable, record.model_name) }]
-          : []
-        return [...inspection.problems, ...media, ...configuration, ...endpoint]
+        return [...inspection.problems, ...media, ...(yield* configProblemsOf(record.model_name))]
       }),
     query: (record) =>
       Effect.gen(function*() {
@@ -422,7 +430,7 @@ export const make = (): Provider.Provider => {
           return yield* new ProviderError.PermanentError({ reason: "validation", message: formatProblems(problems) })
         }
         const sdk = yield* loadSdk
-        const client = yield* clientFor(sdk, record.model_name)
+        const client = yield* clientOf(record.model_name)
         const parameters = record.parameters ?? {}
         const send = (messages: ReadonlyArray<{ readonly role: string; readonly content: unknown }>, system?: unknown) =>
           Effect.tryPromise({

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { type Provider, ProviderError } from "@prompto/core"
-import { Config, Effect, Option, Redacted } from "effect"
+import { Config, type ConfigProvider, Effect, Option, Redacted } from "effect"
 
 /**
  * The identifier of a model in variable names: `- / . : space` become `_` (prompto's
@@ -89,3 +89,29 @@ export const checkRequired = (
     (found) =>
       found.filter(([, value]) => Option.isNone(value)).map(([name]) => ({ key: "api", message: missingMessage(name, modelName) }))
   )
+
+/**
+ * Memoizes what a provider derives from its variables (a client, the problems of its
+ * configuration), once per model and configuration: reading the variables for every request
+ * costs more than a request. Failures are not kept, so a fixed variable is seen next time.
+ *
+ * @since 0.1.0
+ * @category caching
+ */
+export const perModel = <A, E>(
+  derive: (modelName: string) => Effect.Effect<A, E>
+): (modelName: string) => Effect.Effect<A, E> => {
+  const byConfig = new WeakMap<ConfigProvider.ConfigProvider, Map<string, A>>()
+  return (modelName) =>
+    Effect.configProviderWith((config) => {
+      let byModel = byConfig.get(config)
+      if (byModel === undefined) {
+        byModel = new Map()
+        byConfig.set(config, byModel)
+      }
+      const known = byModel.get(modelName)
+      if (known !== undefined) return Effect.succeed(known)
+      const models = byModel
+      return Effect.tap(derive(modelName), (value) => Effect.sync(() => models.set(modelName, value)))
+    })
+}

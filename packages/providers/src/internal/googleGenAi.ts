@@ -726,8 +726,16 @@ export const query = (
  * @since 0.1.0
  * @category constructors
  */
-export const makeProvider = (backend: Backend): Provider.Provider => ({
-  api: backend.api,
-  check: (record) => check(backend, record),
-  query: (record) => query(backend, record)
-})
+export const makeProvider = (spec: Backend): Provider.Provider => {
+  // the variables are read once per model, not for every line and request
+  const backend: Backend = {
+    ...spec,
+    checkConfig: ModelConfig.perModel(spec.checkConfig),
+    client: ModelConfig.perModel(spec.client)
+  }
+  return {
+    api: backend.api,
+    check: (record) => check(backend, record),
+    query: (record) => query(backend, record)
+  }
+}

@@ -410,6 +410,10 @@ const toResponse = (
  */
 export const make = (spec: Spec): Provider.Provider => {
   const clients = new Map<string, OpenAI>()
+  // reading the variables again for every request cost more than the request itself (a
+  // missing model-specific variable is an error object with a stack trace): once per model
+  const clientOf = ModelConfig.perModel((modelName) => Effect.flatMap(spec.connect(modelName), clientFor))
+  const configProblemsOf = ModelConfig.perModel(spec.checkConfig)
   const clientFor = (connection: Connection): Effect.Effect<OpenAI, ProviderError.PermanentError> =>
     Effect.suspend(() => {
       const key = JSON.stringify(connection.key)
@@ -445,7 +449,7 @@ export const make = (spec: Spec): Provider.Provider => {
       Effect.gen(function*() {
         const shape = shapeProblems(spec, record)
         const media = yield* Media.checkExists(shape.media)
-        const config = yield* spec.checkConfig(record.model_name)
+        const config = yield* configProblemsOf(record.model_name)
         return [...shape.problems, ...media, ...config]
       }),
     query: (record) =>
@@ -457,7 +461,7 @@ export const make = (spec: Spec): Provider.Provider => {
             message: shape.problems.map((problem) => `${problem.key}: ${problem.message}`).join("; ")
           })
         }
-        const client = yield* Effect.flatMap(spec.connect(record.model_name), clientFor)
+        const client = yield* clientOf(record.model_name)
         const model = spec.requestModel(record)
         const parameters = record.parameters ?? {}
         const prompt = record.prompt
