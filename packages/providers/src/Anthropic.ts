@@ -32,6 +32,7 @@ import { Effect, Layer, Option, Redacted } from "effect"
 import * as Media from "./Media.js"
 import * as ModelConfig from "./ModelConfig.js"
 import * as ProviderFailure from "./ProviderFailure.js"
+import * as UndiciFetch from "./internal/undiciFetch.js"
 
 /**
  * The `api` value this provider answers.
@@ -397,7 +398,7 @@ export const make = (): Provider.Provider => {
       const id = `${baseURL}\u0000${apiKey}`
       const existing = clients.get(id)
       if (existing !== undefined) return existing
-      const client = new sdk.Anthropic({ apiKey, baseURL, maxRetries: 0, timeout: clientTimeoutMs })
+      const client = new sdk.Anthropic({ apiKey, baseURL, maxRetries: 0, timeout: clientTimeoutMs, fetch: UndiciFetch.fetch })
       clients.set(id, client)
       return client
     })

@@ -13,6 +13,7 @@ import type * as OpenAiSdk from "openai"
 import * as Media from "../Media.js"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
+import * as UndiciFetch from "./undiciFetch.js"
 
 /**
  * `chat` sends `chat.completions`; `completion` the legacy completions endpoint (a string
@@ -40,13 +41,14 @@ export const modes: ReadonlyArray<Mode> = ["chat", "completion"]
 export const chatRoles: ReadonlyArray<string> = ["system", "user", "assistant"]
 
 /**
- * Options every client is built with: no SDK retries (the scheduler retries) and the largest
- * timeout Node's timers allow (the scheduler's per-request timeout interrupts, which aborts).
+ * Options every client is built with: no SDK retries (the scheduler retries), the largest
+ * timeout Node's timers allow (the scheduler's per-request timeout interrupts, which aborts),
+ * and undici's `request` in place of Node's `fetch` (see `undiciFetch`).
  *
  * @since 0.1.0
  * @category constants
  */
-export const clientDefaults = { maxRetries: 0, timeout: 2_147_483_647 } as const
+export const clientDefaults = { maxRetries: 0, timeout: 2_147_483_647, fetch: UndiciFetch.fetch } as const
 
 /**
  * The `openai` SDK module. It is imported when the first client is made, so a run that sends
