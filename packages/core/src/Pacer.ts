@@ -2,10 +2,13 @@
  * Pacing: one send every `60 / qpm` seconds, the first at once, anchored to the clock.
  *
  * Sleeping a fixed interval between sends drifts (every timer fires a little late and the
- * delays add up), so the slots are a grid `start + k * interval` and a late tick is caught up
- * instead of lost. Only a short lag (`catchUpMs`) is caught up: after an idle spell the grid
- * restarts at the current time, so a queue never bursts to make up time it spent waiting for
- * work.
+ * delays add up), so the slots are a grid `start + k * interval` and late slots are caught up
+ * instead of lost. Catching up never bursts: while behind, slots are handed out at most
+ * `1 + catchUpSurplus` times as fast as the rate (a quarter faster by default), so a queue that
+ * stalled for 40 ms (a busy event loop, a garbage collection) makes up those sends over the
+ * next 160 ms rather than all at once. A lag longer than `catchUpMs` is an idle spell, not a
+ * stall: the grid restarts at the current time, so a queue never makes up time it spent
+ * waiting for work.
  *
  * A pacer can be paused (the API said "slow down"): no slot is handed out before the pause
  * ends, and the grid restarts at its end, so the queue resumes at its rate without a burst of
@@ -20,12 +23,20 @@ import * as ScheduleInterval from "effect/ScheduleInterval"
 import * as TokenBudget from "./TokenBudget.js"
 
 /**
- * The longest lag that is caught up by sending at once.
+ * The longest lag that is caught up; a longer one restarts the grid.
  *
  * @since 0.1.0
  * @category constants
  */
-export const defaultCatchUpMs = 10
+export const defaultCatchUpMs = 1_000
+
+/**
+ * How much faster than its rate a queue may send while it catches up (0.25: a quarter).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultCatchUpSurplus = 0.25
 
 /**
  * The interval between sends for a rate in queries per minute.
@@ -36,35 +47,94 @@ export const defaultCatchUpMs = 10
 export const intervalMillis = (queriesPerMinute: number): number => 60_000 / queriesPerMinute
 
 /**
- * When the next slot is handed out, given when it was due (`undefined` for the first): on the
- * grid, or up to `catchUpMs` behind it (caught up now); further behind is an idle spell, and the
- * grid restarts at `now`.
+ * Where the pacing grid stands: when the next slot is due on the grid (`undefined` before the
+ * first), and the earliest time for the next slot while catching up (`pace`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Grid {
+  readonly due: number | undefined
+  readonly pace: number
+}
+
+/**
+ * How a queue catches up: the longest lag caught up (`catchUpMs`), how much faster than its
+ * rate it may send meanwhile (`catchUpSurplus`), and how late a slot may be handed out at
+ * once, a late timer's tick (`lateToleranceMs`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CatchUp {
+  readonly catchUpMs?: number | undefined
+  readonly catchUpSurplus?: number | undefined
+  readonly lateToleranceMs?: number | undefined
+}
+
+/**
+ * How late a slot may be handed out at once (a timer's tick is about a millisecond late).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLateToleranceMs = 2
+
+/**
+ * The next slot at time `now`: when it is handed out (`at`; wait until then when it is later
+ * than `now`), and the grid once it has been. On the grid; while more than `lateToleranceMs`
+ * behind it, every `intervalMs / (1 + catchUpSurplus)` until back on it; after a lag of more
+ * than `catchUpMs` (an idle spell) at `now`, the grid restarting there. So in any stretch of
+ * time `t` a queue sends at most `(t + lateToleranceMs) * (1 + catchUpSurplus) / intervalMs + 1`
+ * requests, and in all at most what its grid allows.
  *
  * @since 0.1.0
  * @category utils
  */
-export const slotAt = (due: number | undefined, now: number, catchUpMs: number = defaultCatchUpMs): number =>
-  due === undefined || now - due > catchUpMs ? now : due
+export const nextSlot = (
+  grid: Grid,
+  now: number,
+  intervalMs: number,
+  options: CatchUp = {}
+): { readonly at: number; readonly grid: Grid } => {
+  const {
+    catchUpMs = defaultCatchUpMs,
+    catchUpSurplus = defaultCatchUpSurplus,
+    lateToleranceMs = defaultLateToleranceMs
+  } = options
+  const spacing = intervalMs / (1 + catchUpSurplus)
+  if (grid.due === undefined || now - grid.due > catchUpMs) {
+    return { at: now, grid: { due: now + intervalMs, pace: now + spacing } }
+  }
+  // more than the tolerance behind: the catch-up pace starts from now, not from the past
+  const at = Math.max(grid.due, grid.pace, now - lateToleranceMs)
+  return { at, grid: { due: grid.due + intervalMs, pace: at + spacing } }
+}
+
+/**
+ * The grid before the first slot.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const emptyGrid: Grid = { due: undefined, pace: Number.NEGATIVE_INFINITY }
 
 /**
  * The send slots of one queue as a `Schedule`: each step waits for the next slot on the
- * clock-anchored grid and outputs the slot's index.
+ * clock-anchored grid (see `nextSlot`) and outputs the slot's index.
  *
  * @since 0.1.0
  * @category schedules
  */
-export const slots = (
-  intervalMs: number,
-  catchUpMs: number = defaultCatchUpMs
-): Schedule.Schedule<number, unknown> =>
-  Schedule.makeWithState<{ readonly next: number | undefined; readonly count: number }, unknown, number>(
-    { next: undefined, count: 0 },
+export const slots = (intervalMs: number, options: CatchUp = {}): Schedule.Schedule<number, unknown> =>
+  Schedule.makeWithState<{ readonly grid: Grid; readonly count: number }, unknown, number>(
+    { grid: emptyGrid, count: 0 },
     (now, _, state) => {
-      const at = slotAt(state.next, now, catchUpMs)
+      const slot = nextSlot(state.grid, now, intervalMs, options)
       return Effect.succeed([
-        { next: at + intervalMs, count: state.count + 1 },
+        { grid: slot.grid, count: state.count + 1 },
         state.count,
-        ScheduleDecision.continueWith(ScheduleInterval.after(at))
+        ScheduleDecision.continueWith(ScheduleInterval.after(slot.at))
       ] as const)
     }
   )
@@ -163,8 +233,7 @@ export interface Pacer {
  * @since 0.1.0
  * @category models
  */
-export interface PacerOptions {
-  readonly catchUpMs?: number | undefined
+export interface PacerOptions extends CatchUp {
   /** Tokens per minute (a `TokenBudget`); none unless a positive, finite number. */
   readonly tokensPerMinute?: number | undefined
   /** Requests in flight at most (rounded down, at least 1); none when infinite. */
@@ -184,33 +253,37 @@ export const make = (
   options: number | PacerOptions = {}
 ): Effect.Effect<Pacer, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { catchUpMs = defaultCatchUpMs, concurrency, rateLimitBackoff = defaultRateLimitBackoff, tokensPerMinute } =
+    const { concurrency, rateLimitBackoff = defaultRateLimitBackoff, tokensPerMinute, ...rest } =
       typeof options === "number" ? { catchUpMs: options } : options
+    const catchUp: CatchUp = rest
     const interval = intervalMillis(queriesPerMinute)
     const state = {
-      /** when the next slot is due (`undefined` before the first) */
-      due: undefined as number | undefined,
+      grid: emptyGrid,
       pausedUntil: 0,
       pauseStartedAt: Number.NEGATIVE_INFINITY,
       level: 0
     }
+    // the grid restarts at the end of a pause: no slot is due before it
+    const restartAfterPause = () => {
+      const { due } = state.grid
+      if (due !== undefined && state.pausedUntil > due) state.grid = { ...state.grid, due: state.pausedUntil }
+    }
     // waits for the next slot and claims it; a pause that begins meanwhile is honoured, and the
     // grid restarts at its end
-    const nextSlot = Effect.gen(function*() {
+    const claimNext = Effect.gen(function*() {
       while (true) {
         const now = yield* Clock.currentTimeMillis
-        // the grid restarts at the end of a pause: no slot is due before it
-        if (state.due !== undefined && state.pausedUntil > state.due) state.due = state.pausedUntil
+        restartAfterPause()
         if (now < state.pausedUntil) {
           yield* Effect.sleep(state.pausedUntil - now)
           continue
         }
-        const at = slotAt(state.due, now, catchUpMs)
-        if (at > now) {
-          yield* Effect.sleep(at - now)
+        const slot = nextSlot(state.grid, now, interval, catchUp)
+        if (slot.at > now) {
+          yield* Effect.sleep(slot.at - now)
           continue
         }
-        state.due = at + interval
+        state.grid = slot.grid
         return
       }
     })
@@ -220,7 +293,7 @@ export const make = (
     // without the hand-off (at a high rate, most slots)
     let queued = 0
     yield* Queue.take(waiting).pipe(
-      Effect.tap(() => nextSlot),
+      Effect.tap(() => claimNext),
       Effect.flatMap((waiter) => Deferred.succeed(waiter, undefined)),
       Effect.zipRight(Effect.sync(() => queued--)),
       Effect.forever,
@@ -228,10 +301,10 @@ export const make = (
     )
     const claimDue = (now: number): boolean => {
       if (queued > 0 || now < state.pausedUntil) return false
-      if (state.due !== undefined && state.pausedUntil > state.due) state.due = state.pausedUntil
-      const at = slotAt(state.due, now, catchUpMs)
-      if (at > now) return false
-      state.due = at + interval
+      restartAfterPause()
+      const slot = nextSlot(state.grid, now, interval, catchUp)
+      if (slot.at > now) return false
+      state.grid = slot.grid
       return true
     }
     const take = Effect.flatMap(Clock.currentTimeMillis, (now) =>

@@ -38,19 +38,53 @@ describe("Pacer", () => {
       expect(order).toEqual(["a", "b", "c"])
     }))
 
-  it("catches up a short lag instead of losing the slot", () => {
-    // a step called 3 ms late (less than the catch-up window) keeps the grid: the next slot is
-    // due at once, so late timer ticks do not add up to drift
-    const schedule = Pacer.slots(1, 10)
+  it("catches up a late tick at once, so late timer ticks do not add up to drift", () => {
+    // at 1 ms a slot, a step called 1.5 ms late keeps the grid: the next slot is still due at 2
+    const first = Pacer.nextSlot(Pacer.emptyGrid, 0, 1)
+    const late = Pacer.nextSlot(first.grid, 2.5, 1)
+    expect(late.at).toBe(1)
+    expect(Pacer.nextSlot(late.grid, 2.5, 1).at).toBe(2)
+  })
+
+  it.scoped("after a stall, catches up every slot, a quarter faster than the rate and never in a burst", () =>
+    Effect.gen(function*() {
+      // 600 QPM: a slot every 100 ms; the caller is busy for 400 ms after its first slot
+      const pacer = yield* Pacer.make(600)
+      yield* pacer.take
+      yield* TestClock.adjust("400 millis")
+      const fiber = yield* Effect.fork(takeTimes(pacer, 25))
+      yield* TestClock.adjust("10 seconds")
+      const times = yield* Fiber.join(fiber)
+      // slot 1 (due at 100) at once, then every 80 ms (the pace counts from 398: a slot up to
+      // 2 ms late is a late tick, not a stall) until back on the grid
+      expect(times.slice(0, 4)).toEqual([400, 478, 558, 638])
+      for (let i = 2; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(80)
+      // back on the grid from the 16th slot (1600 ms), none lost: the 25th is at 2500 ms
+      expect(times[15]).toBe(1600)
+      expect(times.at(-1)).toBe(2500)
+    }))
+
+  it.scoped("a lag beyond the catch-up window is an idle spell: the grid restarts", () =>
+    Effect.gen(function*() {
+      const pacer = yield* Pacer.make(600, { catchUpMs: 300 })
+      yield* pacer.take
+      yield* TestClock.adjust("1 second")
+      const fiber = yield* Effect.fork(takeTimes(pacer, 3))
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* Fiber.join(fiber)).toEqual([1000, 1100, 1200])
+    }))
+
+  it("the Schedule form gives the same slots", () => {
+    const schedule = Pacer.slots(100)
     const run = Effect.gen(function*() {
       const step = (now: number, state: unknown) => schedule.step(now, undefined, state as never)
-      const [s1] = yield* step(0, schedule.initial)
-      const [s2, , d2] = yield* step(4, s1) // slot 1 was due at 1
-      return { s2, d2 }
+      const [s1, , d1] = yield* step(0, schedule.initial)
+      const [, , d2] = yield* step(450, s1)
+      return [d1, d2]
     })
-    const { d2, s2 } = Effect.runSync(run)
-    expect((s2 as { next: number }).next).toBe(2)
-    expect(d2._tag).toBe("Continue")
+    const [d1, d2] = Effect.runSync(run)
+    expect(d1?._tag === "Continue" && d1.intervals).toBeTruthy()
+    expect(d2?._tag).toBe("Continue")
   })
 
   describe("pause", () => {
