@@ -4,16 +4,13 @@
  *
  * @since 0.1.0
  */
-import { LoopScheduler } from "@prompto/core"
 import { Effect, Exit } from "effect"
 import { main } from "./main.js"
 import * as Signals from "./Signals.js"
 
 const fiber = Effect.runFork(
   main(process.argv).pipe(
-    Effect.catchTag("CommandFailed", (failed) => Effect.sync(() => { process.exitCode = failed.exitCode })),
-    // timers and sockets get a turn every few milliseconds, however busy the run is
-    Effect.withScheduler(LoopScheduler.make())
+    Effect.catchTag("CommandFailed", (failed) => Effect.sync(() => { process.exitCode = failed.exitCode }))
   )
 )
 const uninstall = Signals.install(fiber, (line) => process.stderr.write(line + "\n"))

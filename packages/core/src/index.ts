@@ -20,8 +20,6 @@ export * as Judge from "./Judge.js"
 /** @since 0.1.0 */
 export * as LinkedRun from "./LinkedRun.js"
 /** @since 0.1.0 */
-export * as LoopScheduler from "./LoopScheduler.js"
-/** @since 0.1.0 */
 export * as Metrics from "./Metrics.js"
 /** @since 0.1.0 */
 export * as Missing from "./Missing.js"
