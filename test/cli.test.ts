@@ -28,7 +28,7 @@ const fixtures = path.join(here, "fixtures", "cli")
 const quickstart = path.join(repoRoot, "examples", "quickstart", "quickstart.jsonl")
 const promptoExamples = path.resolve(repoRoot, "..", "shared", "fixtures", "prompto-examples")
 
-/** Run timeouts: a spawn costs ~2 s of CPU, and up to 5 run at once on a small machine. */
+/** Run timeouts: a spawn costs ~0.4 s of CPU from the bundle (~2 s through tsx), and up to 5 run at once on a small machine. */
 const spawnTimeoutMs = 60_000
 const testTimeoutMs = 90_000
 
