@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { busiestWindow } from "../bench/src/Figures.js"
 import * as Loopback from "../packages/providers/test/servers/Loopback.js"
 import { childEnv } from "./e2e/cliHarness.js"
 import { spawnCli } from "./e2e/spawnCli.js"
@@ -95,18 +96,6 @@ const faultyServer = Effect.gen(function*() {
   })
   return { server, arrivals, attempts }
 })
-
-/** The most requests of one queue that arrived within any window of `windowMs`. */
-const busiestWindow = (times: ReadonlyArray<number>, windowMs: number): number => {
-  const sorted = [...times].sort((a, b) => a - b)
-  let most = 0
-  let start = 0
-  for (let end = 0; end < sorted.length; end++) {
-    while (sorted[end]! - sorted[start]! >= windowMs) start++
-    most = Math.max(most, end - start + 1)
-  }
-  return most
-}
 
 describe("fault injection", () => {
   it.live(`${perQueue * 4} prompts over 4 queues with 500s, 429s, hangs, drops and truncated bodies: nothing lost`, () =>

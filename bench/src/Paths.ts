@@ -18,3 +18,6 @@ export const baselineScript = path.join(benchDir, "src", "baseline.ts")
 
 /** The preload that writes a child's resource usage when it exits. */
 export const rusagePreload = path.join(benchDir, "src", "rusage.mjs")
+
+/** The bare clock-paced client scenario 1 compares prompto's pacing with. */
+export const pacedClientScript = path.join(benchDir, "src", "pacedClient.ts")

@@ -5,14 +5,32 @@
  * or bursts.
  */
 import * as path from "node:path"
+import * as Child from "../Child.js"
 import * as Figures from "../Figures.js"
+import { pacedClientScript, repoRoot } from "../Paths.js"
 import * as Prompto from "../Prompto.js"
-import { figure, type Scenario } from "../Scenario.js"
+import { type Context, figure, type Scenario } from "../Scenario.js"
 
 const qpm = 60_000
 const latencyMs = 1_000
 const model = "pace"
 const windowMs = 100
+
+/** The bare clock-paced client (`pacedClient.ts`) on the same endpoint: its arrivals. */
+const runReference = async (context: Context, n: number): Promise<{ readonly elapsedMs: number; readonly arrivals: Array<number> }> => {
+  await context.server.reset()
+  const child = await Child.run(pacedClientScript, [String(n), String(60_000 / qpm), model], {
+    cwd: repoRoot,
+    env: Prompto.openAiEnv(context.server.url),
+    timeoutMs: 120_000,
+    nodeFlags: ["--import", "tsx"]
+  })
+  if (child.status !== 0) throw new Error(Child.describeFailure("the paced reference client", child))
+  const report = JSON.parse(child.stdout.trim().split("\n").at(-1) ?? "{}") as { elapsedMs: number; failed: number }
+  if (report.failed > 0) throw new Error(`the paced reference client saw ${report.failed} failed requests`)
+  const { requests } = await context.server.requests()
+  return { elapsedMs: report.elapsedMs, arrivals: requests.filter((request) => request.model === model).map((request) => request.arrivedAt) }
+}
 
 /** Scenario 1. */
 export const scenario: Scenario = {
@@ -44,6 +62,10 @@ export const scenario: Scenario = {
       const achieved = Figures.achievedRatePerSecond(arrivals)
       const idealWindow = (requestedPerSecond * windowMs) / 1000
       const busiest = Figures.busiestWindow(arrivals, windowMs)
+      context.progress("1 pacing: the bare clock-paced reference client, same endpoint")
+      const reference = await runReference(context, n)
+      const referenceAchieved = Figures.achievedRatePerSecond(reference.arrivals)
+      const referenceBusiest = Figures.busiestWindow(reference.arrivals, windowMs)
       return {
         figures: [
           figure("run wall (log)", run.processingMs / 1000, { unit: "s" }),
@@ -63,7 +85,10 @@ export const scenario: Scenario = {
           figure("records completed without error", completed.records - completed.errors, {
             digits: 0,
             target: Figures.atLeast(n)
-          })
+          }),
+          figure("reference (bare client, bursts to catch up): wall / ideal", reference.elapsedMs / idealMs, { digits: 3 }),
+          figure("reference: achieved / requested rate", referenceAchieved / requestedPerSecond, { digits: 4 }),
+          figure(`reference: busiest ${windowMs} ms window`, referenceBusiest, { digits: 0 })
         ],
         details: {
           prompts: n,
@@ -80,7 +105,12 @@ export const scenario: Scenario = {
           achievedPerSecond: achieved,
           busiestWindow: busiest,
           busiestSecond: Figures.busiestWindow(arrivals, 1000),
-          completed
+          completed,
+          reference: {
+            elapsedMs: reference.elapsedMs,
+            achievedPerSecond: referenceAchieved,
+            busiestWindow: referenceBusiest
+          }
         }
       }
     })
