@@ -28,7 +28,7 @@ import * as TokenBudget from "./TokenBudget.js"
  * @since 0.1.0
  * @category constants
  */
-export const defaultCatchUpMs = 1_000
+export const defaultCatchUpMs = 250
 
 /**
  * How much faster than its rate a queue may send while it catches up (0.25: a quarter).

@@ -376,11 +376,22 @@ interface Feed<E, R, R2> {
 /** How many sends a feed makes between two yields to the requests it started. */
 const yieldEvery = 16
 
-/** Resumes after the event loop has run its pending callbacks (I/O first, then this). */
-const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
+const liveClock = Clock.make()
+
+/**
+ * Resumes after the event loop has polled for I/O, so answers that have arrived are read
+ * first: `setImmediate` on the live clock (a zero timer would add a millisecond of its own and
+ * measured slower). Under any other clock, a test's `TestClock`, it is a zero sleep on that
+ * clock, which returns at once and keeps the test deterministic.
+ */
+const yieldToEventLoop: Effect.Effect<void> = Effect.clockWith((clock) =>
+  clock.constructor === liveClock.constructor
+    ? Effect.async<void>((resume) => {
+      const handle = setImmediate(() => resume(Effect.void))
+      return Effect.sync(() => clearImmediate(handle))
+    })
+    : clock.sleep(Duration.zero)
+)
 
 /** Answers waiting to be read downstream at most, before the feeds wait for the reader. */
 const maxUnread = 1024

@@ -48,8 +48,9 @@ describe("Pacer", () => {
 
   it.scoped("after a stall, catches up every slot, a quarter faster than the rate and never in a burst", () =>
     Effect.gen(function*() {
-      // 600 QPM: a slot every 100 ms; the caller is busy for 400 ms after its first slot
-      const pacer = yield* Pacer.make(600)
+      // 600 QPM: a slot every 100 ms; the caller is busy for 400 ms after its first slot (a
+      // lag within a catch-up window of 1 s)
+      const pacer = yield* Pacer.make(600, { catchUpMs: 1_000 })
       yield* pacer.take
       yield* TestClock.adjust("400 millis")
       const fiber = yield* Effect.fork(takeTimes(pacer, 25))
