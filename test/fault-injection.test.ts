@@ -135,11 +135,13 @@ describe("fault injection", () => {
       // retries bounded by --max-attempts, as the server counted them
       expect(Math.max(...attempts.values())).toBeLessThanOrEqual(maxAttempts)
 
-      // no queue faster than its limit, measured at the server. The server reads a request some
-      // milliseconds after the pacer let it go, and on a loaded 2-core machine that delay varies,
-      // so arrivals bunch a little: any 5 s window holds at most the limit's count plus 3, and
-      // any 1 s window at most 5 % plus 1 over it (the sending itself is exact: see the
-      // TestClock tests of the Pacer and the Scheduler)
+      // no queue faster than its limit, measured at the server. The pacer may send a window's
+      // slots up to its catch-up window late (25 ms, plus 2 ms for a late tick), so a window of
+      // t holds at most (t + 27 ms) / interval + 1 sends. The server reads a request some
+      // milliseconds after the pacer let it go, and on a loaded 2-core machine that delay
+      // varies, so arrivals bunch a little more: any 5 s window holds at most the limit's count
+      // plus 3, and any 1 s window at most 5 % over it plus the catch-up's slots plus 1 (the
+      // sending itself is exact: see the TestClock tests of the Pacer and the Scheduler)
       const rows: Array<string> = []
       for (const [model, qpm] of Object.entries(queues)) {
         const times = arrivals.filter((arrival) => arrival.model === model).map((arrival) => arrival.at)
@@ -150,7 +152,7 @@ describe("fault injection", () => {
           `${model}: ${times.length} requests, busiest 1 s window ${busiest} (limit ${perSecond}), ` +
             `busiest 5 s window ${busiest5} (limit ${5 * perSecond})`
         )
-        expect(busiest).toBeLessThanOrEqual(perSecond * 1.05 + 1)
+        expect(busiest).toBeLessThanOrEqual(perSecond * 1.05 + Math.ceil((perSecond * 27) / 1000) + 1)
         expect(busiest5).toBeLessThanOrEqual(5 * perSecond + 3)
       }
       const faults = arrivals.filter((arrival) => arrival.fault !== "ok")

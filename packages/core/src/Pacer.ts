@@ -5,10 +5,10 @@
  * delays add up), so the slots are a grid `start + k * interval` and late slots are caught up
  * instead of lost. Catching up never bursts: while behind, slots are handed out at most
  * `1 + catchUpSurplus` times as fast as the rate (a quarter faster by default), so a queue that
- * stalled for 40 ms (a busy event loop, a garbage collection) makes up those sends over the
- * next 160 ms rather than all at once. A lag longer than `catchUpMs` is an idle spell, not a
- * stall: the grid restarts at the current time, so a queue never makes up time it spent
- * waiting for work.
+ * stalled for 20 ms (a busy event loop, a garbage collection) makes up those sends over the
+ * next 80 ms rather than all at once. A lag longer than `catchUpMs` (25 ms) is an idle spell,
+ * not a stall: the grid restarts at the current time, so a queue never makes up time it spent
+ * waiting for work, and no window of a second carries more than a few sends above the rate.
  *
  * A pacer can be paused (the API said "slow down"): no slot is handed out before the pause
  * ends, and the grid restarts at its end, so the queue resumes at its rate without a burst of
@@ -28,7 +28,7 @@ import * as TokenBudget from "./TokenBudget.js"
  * @since 0.1.0
  * @category constants
  */
-export const defaultCatchUpMs = 250
+export const defaultCatchUpMs = 25
 
 /**
  * How much faster than its rate a queue may send while it catches up (0.25: a quarter).
