@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
-import { rusagePreload } from "./Paths.js"
+import { repoRoot, rusagePreload } from "./Paths.js"
 
 /** How a measured child ended, and what it used. */
 export interface ChildResult {
@@ -110,3 +110,28 @@ export const run = (script: string, args: ReadonlyArray<string>, options: ChildO
 export const describeFailure = (what: string, result: ChildResult): string =>
   `${what} ${result.timedOut ? "timed out" : `exited with ${result.status ?? result.signal}`}` +
   (result.stderr.trim() === "" ? "" : `: ${result.stderr.trim().split("\n").slice(-5).join(" | ")}`)
+
+/** What a bench client script (`baseline.ts`, `pacedClient.ts`) prints as its last line. */
+export interface ClientReport {
+  readonly n: number
+  readonly elapsedMs: number
+  readonly failed: number
+}
+
+/**
+ * Runs a bench client script through tsx against a server, measured like any child, and reads
+ * its report. Fails when the client fails or saw a failed request.
+ */
+export const runClient = async (
+  what: string,
+  script: string,
+  args: ReadonlyArray<string>,
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number
+): Promise<{ readonly child: ChildResult; readonly report: ClientReport }> => {
+  const child = await run(script, args, { cwd: repoRoot, env, timeoutMs, nodeFlags: ["--import", "tsx"] })
+  if (child.status !== 0) throw new Error(describeFailure(what, child))
+  const report = JSON.parse(child.stdout.trim().split("\n").at(-1) ?? "{}") as ClientReport
+  if (report.failed > 0) throw new Error(`${what} saw ${report.failed} failed requests`)
+  return { child, report }
+}

@@ -7,7 +7,7 @@
 import * as path from "node:path"
 import * as Child from "../Child.js"
 import * as Figures from "../Figures.js"
-import { pacedClientScript, repoRoot } from "../Paths.js"
+import { pacedClientScript } from "../Paths.js"
 import * as Prompto from "../Prompto.js"
 import { type Context, figure, type Scenario } from "../Scenario.js"
 
@@ -19,15 +19,13 @@ const windowMs = 100
 /** The bare clock-paced client (`pacedClient.ts`) on the same endpoint: its arrivals. */
 const runReference = async (context: Context, n: number): Promise<{ readonly elapsedMs: number; readonly arrivals: Array<number> }> => {
   await context.server.reset()
-  const child = await Child.run(pacedClientScript, [String(n), String(60_000 / qpm), model], {
-    cwd: repoRoot,
-    env: Prompto.openAiEnv(context.server.url),
-    timeoutMs: 120_000,
-    nodeFlags: ["--import", "tsx"]
-  })
-  if (child.status !== 0) throw new Error(Child.describeFailure("the paced reference client", child))
-  const report = JSON.parse(child.stdout.trim().split("\n").at(-1) ?? "{}") as { elapsedMs: number; failed: number }
-  if (report.failed > 0) throw new Error(`the paced reference client saw ${report.failed} failed requests`)
+  const { report } = await Child.runClient(
+    "the paced reference client",
+    pacedClientScript,
+    [String(n), String(60_000 / qpm), model],
+    Prompto.openAiEnv(context.server.url),
+    120_000
+  )
   const { requests } = await context.server.requests()
   return { elapsedMs: report.elapsedMs, arrivals: requests.filter((request) => request.model === model).map((request) => request.arrivedAt) }
 }

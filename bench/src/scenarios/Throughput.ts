@@ -8,7 +8,7 @@
 import * as path from "node:path"
 import * as Child from "../Child.js"
 import * as Figures from "../Figures.js"
-import { baselineScript, repoRoot } from "../Paths.js"
+import { baselineScript } from "../Paths.js"
 import * as Prompto from "../Prompto.js"
 import { type Context, figure, type Scenario } from "../Scenario.js"
 
@@ -37,15 +37,13 @@ const countServed = async (context: Context) => {
 
 const runBaseline = async (context: Context, n: number): Promise<Measured> => {
   await context.server.reset()
-  const child = await Child.run(baselineScript, [String(n), String(batch), model], {
-    cwd: repoRoot,
-    env: Prompto.openAiEnv(context.server.url),
-    timeoutMs: 300_000,
-    nodeFlags: ["--import", "tsx"]
-  })
-  if (child.status !== 0) throw new Error(Child.describeFailure("the baseline", child))
-  const report = JSON.parse(child.stdout.trim().split("\n").at(-1) ?? "{}") as { elapsedMs: number; failed: number }
-  if (report.failed > 0) throw new Error(`the baseline saw ${report.failed} failed requests`)
+  const { child, report } = await Child.runClient(
+    "the baseline",
+    baselineScript,
+    [String(n), String(batch), model],
+    Prompto.openAiEnv(context.server.url),
+    300_000
+  )
   return {
     rps: (n * 1000) / report.elapsedMs,
     processRps: (n * 1000) / child.wallMs,
