@@ -410,7 +410,7 @@ class Failed {
  * for the reader (so a slow writer holds memory to a thousand answers, not the whole backlog). A failing source fails the stream, and
  * ending the stream early interrupts everything still in flight.
  *
- * This is the scheduler's one concurrent part, written with a fiber set and a queue rather
+ * This is the scheduler's one concurrent part, written with plain fibers and a queue rather
  * than `Stream.mapEffect({ concurrency })`, whose per-element cost (a channel merge per
  * record) was the throughput ceiling: about 4,000 records per second against about 70,000.
  */
