@@ -407,8 +407,9 @@ class Failed {
  * the completed records as they complete, in chunks of whatever has arrived since the last
  * pull. At most `backlog` records are sent and not yet taken downstream, and a feed waits
  * before admitting its next record while the backlog is full or while `maxUnread` answers wait
- * for the reader (so a slow writer holds memory to a thousand answers, not the whole backlog). A failing source fails the stream, and
- * ending the stream early interrupts everything still in flight.
+ * for the reader (so a slow writer holds memory to a thousand answers, not the whole backlog).
+ * A failing source fails the stream, and ending the stream early interrupts everything still
+ * in flight.
  *
  * This is the scheduler's one concurrent part, written with plain fibers and a queue rather
  * than `Stream.mapEffect({ concurrency })`, whose per-element cost (a channel merge per
