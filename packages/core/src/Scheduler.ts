@@ -114,15 +114,12 @@ export const defaultBacklog = 10_000
 
 /**
  * The wait before a prompt's n-th retry after a transient failure: `initial * 2^(n-1)`,
- * jittered by ±20%, at most `max`.
+ * jittered by ±20%, at most `max` (the same shape as the pacer's `RateLimitBackoff`).
  *
  * @since 0.1.0
  * @category models
  */
-export interface RetryBackoff {
-  readonly initial: Duration.DurationInput
-  readonly max: Duration.DurationInput
-}
+export type RetryBackoff = Pacer.RateLimitBackoff
 
 /**
  * 500 ms, 1 s, 2 s, ... up to 30 s (each ±20%).
