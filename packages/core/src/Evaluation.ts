@@ -13,7 +13,7 @@ import type * as Experiment from "./Experiment.js"
 import * as Judge from "./Judge.js"
 import type * as LinkedRun from "./LinkedRun.js"
 import type { IdentifiedRecord } from "./PromptRecord.js"
-import { missingProviderMessage, ProviderRegistry } from "./Provider.js"
+import { missingProviderMessage, type ProviderRegistry, registry as providerRegistry } from "./Provider.js"
 import * as Rephrase from "./Rephrase.js"
 import * as Scorer from "./Scorer.js"
 
@@ -76,7 +76,7 @@ export type EvaluationError = Scorer.ScorerNotFound | Judge.JudgeConfigError | R
 /** The problems a model's provider reports for a sample record, or the missing API. */
 const modelProblems = (record: IdentifiedRecord): Effect.Effect<ReadonlyArray<string>, never, ProviderRegistry> =>
   Effect.gen(function*() {
-    const registry = yield* ProviderRegistry
+    const registry = yield* providerRegistry
     const provider = registry.get(record.api)
     if (provider === undefined) return [missingProviderMessage(record.api, registry)]
     const problems = yield* provider.check(record)

@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Deferred, Duration, Effect, Schema, type Scope, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Either, Exit, Schema, type Scope, Stream } from "effect"
 import * as DataFolder from "./DataFolder.js"
 import * as ExperimentCheck from "./ExperimentCheck.js"
 import * as ExperimentFile from "./ExperimentFile.js"
@@ -22,7 +22,14 @@ import type { ProviderRegistry } from "./Provider.js"
 import * as QueuePlan from "./QueuePlan.js"
 import * as Resume from "./Resume.js"
 import * as RunSummary from "./RunSummary.js"
-import * as Scheduler from "./Scheduler.js"
+import * as GracefulStop from "./GracefulStop.js"
+import * as Lines from "./internal/lines.js"
+import * as RequestPath from "./RequestPath.js"
+import * as RunEvents from "./RunEvents.js"
+import * as RunPlan from "./RunPlan.js"
+import type * as Scheduler from "./Scheduler.js"
+import * as Strategy from "./Strategy.js"
+import * as StrategySpec from "./StrategySpec.js"
 
 /**
  * The file cannot run: every problem is listed, nothing was sent, the input stays where it was.
@@ -81,13 +88,13 @@ export interface InputStage<E = never, R = never> {
 }
 
 /**
- * The services `Experiment.run` gives its stages: linked runs (judges, rephrasers) and the
- * metrics accumulator.
+ * The services `Experiment.run` gives its stages: the run's request path, linked runs (judges,
+ * rephrasers) and the metrics accumulator.
  *
  * @since 0.1.0
  * @category models
  */
-export type StageServices = LinkedRun.LinkedRuns | Metrics.Metrics
+export type StageServices = LinkedRun.LinkedRuns | Metrics.Metrics | RequestPath.RequestPath
 
 /**
  * Options of a run; the defaults are prompto's.
@@ -135,6 +142,13 @@ export interface RunOptions<E = never, R = never> {
   readonly stop?: Effect.Effect<void> | undefined
   /** How long requests in flight may take after a stop (default 30 seconds). */
   readonly grace?: Duration.DurationInput | undefined
+  /**
+   * Strategies: a folder's named strategies and templates, and the default strategy of lines
+   * that name none (see `StrategySpec.load`). Default: the built-ins, and `basic`.
+   */
+  readonly strategies?: StrategySpec.StrategySetup | undefined
+  /** Layers of the request path (a cache, a cost meter), outermost first. */
+  readonly middleware?: ReadonlyArray<RequestPath.Middleware> | undefined
 }
 
 /**
@@ -191,31 +205,6 @@ export type RunError =
   | DataFolder.DataFolderError
   | Output.OutputError
   | QueuePlan.RateConfigError
-
-/** The log line of a scheduler event, if it has one. */
-const logEvent = (log: Output.RunLog, event: Scheduler.SchedulerEvent): Effect.Effect<void> => {
-  const message = RunSummary.logMessage(event)
-  return message === undefined ? Effect.void : Effect.ignore(log.write(message))
-}
-
-const invalidMarker = 0xffff
-const doneMarker = 0xfffe
-
-/** Queue index per record ordinal, growing as the check pass goes. */
-class Assignment {
-  private slots = new Uint16Array(1024)
-  set(ordinal: number, value: number): void {
-    if (ordinal >= this.slots.length) {
-      const grown = new Uint16Array(Math.max(ordinal + 1, this.slots.length * 2))
-      grown.set(this.slots)
-      this.slots = grown
-    }
-    this.slots[ordinal] = value
-  }
-  get(ordinal: number): number | undefined {
-    return this.slots[ordinal]
-  }
-}
 
 /**
  * The error record written for an invalid line under `skipInvalid`: never sent.
@@ -363,6 +352,217 @@ export const resume = <E = never, R = never>(
 ): Effect.Effect<RunResult, RunError | E, FileSystem.FileSystem | Path.Path | ProviderRegistry | Exclude<R, StageServices>> =>
   Effect.scoped(runScoped({ ...options, file: options.from }, options.from))
 
+/** What a run is given: its options' checked settings, folders, and the earlier run it resumes. */
+interface Prepared {
+  readonly queuePlan: QueuePlan.QueuePlan
+  readonly timeout: Duration.Duration
+  readonly maxAttempts: number
+  readonly folder: DataFolder.DataFolder
+  readonly strategies: StrategySpec.StrategySetup
+  readonly earlier: Resume.EarlierRun | undefined
+  readonly reconciled: Resume.Reconciled | undefined
+}
+
+/** Step 1: settings checked, the data folder made, and for a resume, the earlier run found and reconciled. */
+const prepare = (options: RunOptions<any, any>, resumeFrom: string | undefined) =>
+  Effect.gen(function*() {
+    const { maxAttempts, plan, timeout } = yield* settings(options)
+    const folder = yield* DataFolder.prepare(options.dataFolder ?? "data")
+    const earlier = resumeFrom === undefined ? undefined : yield* Resume.locate(resumeFrom)
+    const reconciled = earlier === undefined ? undefined : yield* Resume.reconcile(earlier.files.completed)
+    if (earlier !== undefined && options.inputStage !== undefined) {
+      return yield* new DataFolder.DataFolderError({
+        path: earlier.files.folder,
+        message: "a resumed run cannot rephrase again: resume the post-rephrase run's folder without --rephrase-*"
+      })
+    }
+    const prepared: Prepared = {
+      queuePlan: plan,
+      timeout,
+      maxAttempts,
+      folder,
+      strategies: options.strategies ?? StrategySpec.defaultSetup,
+      earlier,
+      reconciled
+    }
+    return prepared
+  })
+
+/** Where the input file is while the run starts, and how to put it back. */
+interface Placement {
+  readonly path: string
+  /** The run copied or moved the file into `input/` (so it shows the user's path in messages). */
+  readonly placed: boolean
+  /** Once the file is in its output folder the run owns it: it is not put back. */
+  commit(): void
+}
+
+/**
+ * Step 2: the experiment file placed in `input/` as prompto does, as a resource: if the run
+ * fails before the file moves into its output folder, `input/` is left as it was, so a fixed
+ * file is not shadowed by this copy next time.
+ */
+const placeInput = (options: RunOptions<any, any>, prepared: Prepared) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    if (prepared.earlier !== undefined) {
+      return { path: prepared.earlier.files.inputJsonl, placed: false, commit: () => {} } satisfies Placement
+    }
+    let committed = false
+    return yield* Effect.acquireRelease(
+      Effect.map(
+        DataFolder.placeInput(prepared.folder, options.file, { move: options.moveToInput ?? false }),
+        (placed): Placement => ({ ...placed, commit: () => (committed = true) })
+      ),
+      (placed, exit) => {
+        if (!placed.placed || committed || Exit.isSuccess(exit)) return Effect.void
+        const undo: Effect.Effect<void, unknown, FileSystem.FileSystem> = options.moveToInput === true
+          ? moveFile(placed.path, path.resolve(options.file))
+          : fs.remove(placed.path)
+        return Effect.ignore(undo)
+      }
+    )
+  })
+
+/** Step 3: the check and the queue plan, in one pass; an invalid file stops here. */
+const planRun = (options: RunOptions<any, any>, prepared: Prepared, placed: Placement) =>
+  Effect.gen(function*() {
+    const displayName = placed.placed ? options.file : placed.path
+    const done = prepared.reconciled?.done
+    const plan = yield* RunPlan.make(placed.path, {
+      displayName,
+      queuePlan: prepared.queuePlan,
+      strategies: prepared.strategies,
+      done: done === undefined ? undefined : (record) => done.has(Resume.idKey(record.id))
+    })
+    const { report } = plan
+    if (!ExperimentCheck.isValid(report) && !(options.skipInvalid === true && report.records > 0)) {
+      return yield* new ExperimentInvalid({
+        file: displayName,
+        problemCount: report.problemCount,
+        report: [
+          ...ExperimentCheck.formatReport(report),
+          ...(report.records > 0 ? ["Fix these lines, or run with --skip-invalid to run the valid ones."] : [])
+        ]
+      })
+    }
+    return { plan, displayName }
+  })
+
+/** The run's files: the output folder's, and the names of the run and its source. */
+interface Opened {
+  readonly files: DataFolder.RunFiles
+  readonly runName: string
+  readonly source: string
+  readonly startedAt: number
+  /** The experiment's lines as JSONL (the moved input, or its JSONL copy for CSV). */
+  readonly inputJsonl: string
+}
+
+/**
+ * Step 4: the output folder claimed and the input moved into it, as prompto does (with an input
+ * stage the run is `<prefix>-<name>`, and the experiment file sits beside the records the stage
+ * made); a CSV input gets its JSONL copy.
+ */
+const openRun = (options: RunOptions<any, any>, prepared: Prepared, placed: Placement) =>
+  Effect.gen(function*() {
+    const path = yield* Path.Path
+    const format = prepared.earlier === undefined ? yield* ExperimentFile.formatOf(options.file) : "jsonl"
+    const source = DataFolder.experimentName(placed.path)
+    const inputStage = options.inputStage
+    const runName = inputStage === undefined ? source : `${inputStage.prefix}-${source}`
+    const startedAt = yield* Clock.currentTimeMillis
+    if (prepared.earlier !== undefined) {
+      const files = prepared.earlier.files
+      return { files, runName, source, startedAt, inputJsonl: files.inputJsonl } satisfies Opened
+    }
+    const files = yield* DataFolder.claimRunFiles(prepared.folder, `${runName}.${format}`, startedAt)
+    const original = inputStage === undefined ? files : {
+      input: path.join(files.folder, `${files.timestamp}-input-${source}.${format}`),
+      inputJsonl: path.join(files.folder, `${files.timestamp}-input-${source}.jsonl`)
+    }
+    yield* moveFile(placed.path, original.input)
+    placed.commit()
+    if (format === "csv") {
+      const converted = yield* Output.appendLines(original.inputJsonl)
+      yield* ExperimentFile.readCsv(original.input).pipe(
+        Stream.runForEachChunk((chunk) => converted.write([...chunk].map((entry) => JSON.stringify(entry.value))))
+      )
+    }
+    return { files, runName, source, startedAt, inputJsonl: original.inputJsonl } satisfies Opened
+  })
+
+/**
+ * Step 5: the event channel and its subscribers: the log (prompto's lines for retries, errors
+ * and pauses), the statistics and the caller's observer (a progress display).
+ */
+const openEvents = (options: RunOptions<any, any>, log: Output.RunLog, stats: RunSummary.RunStats) =>
+  Effect.gen(function*() {
+    const events = yield* RunEvents.make<RunEvent>()
+    yield* events.subscribe((event) =>
+      Effect.sync(() => {
+        if (event._tag !== "Started" && event._tag !== "Finished") RunSummary.record(stats, event)
+      })
+    )
+    yield* events.subscribe((event) => {
+      if (event._tag === "Started" || event._tag === "Finished") return Effect.void
+      const message = RunSummary.logMessage(event)
+      return message === undefined ? Effect.void : Effect.ignore(log.write(message))
+    })
+    if (options.onEvent !== undefined) yield* events.subscribe(options.onEvent)
+    return events
+  })
+
+/** The opening lines of the log. */
+const logStart = (log: Output.RunLog, context: {
+  readonly placed: Placement
+  readonly plan: RunPlan.RunPlan
+  readonly prepared: Prepared
+  readonly inputStage: InputStage<any, any> | undefined
+}) =>
+  Effect.gen(function*() {
+    const path = yield* Path.Path
+    const { plan, prepared } = context
+    const { report } = plan
+    const rates = plan.queues.map((queue) => `${queue.key} at ${queue.route.queriesPerMinute} QPM`).join(", ")
+    yield* log.write(
+      `Started experiment ${path.basename(context.placed.path)}: ${report.records} prompts, ` +
+        `${plan.queues.length} ${plan.queues.length === 1 ? "queue" : "queues"} (${rates})` +
+        (report.invalidRecords > 0 ? `, ${report.invalidRecords} invalid lines written as errors without sending` : "") +
+        (context.inputStage === undefined ? "" : `; records go through the ${context.inputStage.prefix} stage first`)
+    )
+    const reconciled = prepared.reconciled
+    if (reconciled !== undefined) {
+      yield* log.write(
+        `Resumed: ${plan.alreadyDone} prompts already answered are not sent again; ` +
+          `${report.records - plan.alreadyDone} to send` +
+          (reconciled.errored > 0 ? ` (${reconciled.errored} errored records dropped to be retried)` : "") +
+          (reconciled.broken > 0 ? `; ${reconciled.broken} cut-off lines removed from the completed file` : "") +
+          (reconciled.duplicates > 0 ? `; ${reconciled.duplicates} repeated records removed` : "")
+      )
+    }
+    for (const warning of report.warnings) yield* log.write(`Warning: ${ExperimentFile.formatProblem(warning)}`)
+  })
+
+/**
+ * The program of one line: sent as it is, or its strategy run over the request path. A line a
+ * stop cut short gives `undefined` (not written).
+ */
+const lineProgram = (path: RequestPath.RequestPathService, strategies: StrategySpec.StrategySetup) => {
+  const strategyOf = StrategySpec.resolver(strategies)
+  return (line: IdentifiedRecord, route: RequestPath.Route | undefined): Effect.Effect<CompletedRecord | undefined> => {
+    const strategy = strategyOf(line)
+    if (Either.isRight(strategy) && strategy.right !== undefined) {
+      return Effect.provideService(Strategy.runLine(strategy.right, line), RequestPath.RequestPath, path)
+    }
+    return Effect.map(
+      path.send({ record: line, route, planned: route !== undefined }),
+      (completed) => (RequestPath.isAbandoned(completed) ? undefined : completed)
+    )
+  }
+}
+
 const runScoped = <E, R>(
   options: RunOptions<E, R>,
   resumeFrom?: string
@@ -374,201 +574,90 @@ const runScoped = <E, R>(
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const emit = options.onEvent ?? (() => Effect.void)
-    const format = resumeFrom === undefined ? yield* ExperimentFile.formatOf(options.file) : "jsonl"
-    const { maxAttempts, plan, timeout } = yield* settings(options)
-    const grace = Duration.decode(options.grace ?? Duration.seconds(30))
-    const folder = yield* DataFolder.prepare(options.dataFolder ?? "data")
+    const prepared = yield* prepare(options, resumeFrom)
     // providers read local images from this run's media folder
-    yield* Effect.locallyScoped(Provider.mediaFolder, folder.media)
-    // a resumed run reads its earlier input where it is, and keeps what was answered
-    const earlier = resumeFrom === undefined ? undefined : yield* Resume.locate(resumeFrom)
-    const reconciled = earlier === undefined ? undefined : yield* Resume.reconcile(earlier.files.completed)
-    const placed = earlier !== undefined
-      ? { path: earlier.files.inputJsonl, placed: false }
-      : yield* DataFolder.placeInput(folder, options.file, { move: options.moveToInput ?? false })
-    let alreadyDone = 0
-
-    // one streaming pass: check every line and plan which queue each record goes to
-    const assignment = new Assignment()
-    const queueIndex = new Map<string, number>()
-    const queueTotals: Array<number> = []
-    const invalidProblems = new Map<number, ReadonlyArray<ExperimentFile.LineProblem>>()
-    const displayName = placed.placed ? options.file : placed.path
-    const report = yield* ExperimentCheck.check(placed.path, {
-      displayName,
-      onEntry: (verdict) => {
-        if (verdict._tag === "Invalid") {
-          assignment.set(verdict.ordinal, invalidMarker)
-          invalidProblems.set(verdict.ordinal, verdict.problems)
-          return
-        }
-        if (reconciled?.done.has(Resume.idKey(verdict.record.id)) === true) {
-          assignment.set(verdict.ordinal, doneMarker)
-          alreadyDone++
-          return
-        }
-        const key = plan.keyFor(verdict.record)
-        let index = queueIndex.get(key)
-        if (index === undefined) {
-          index = queueIndex.size
-          queueIndex.set(key, index)
-          queueTotals.push(0)
-        }
-        queueTotals[index]!++
-        assignment.set(verdict.ordinal, index)
-      }
-    })
-    // leave input/ as it was when the run cannot start, so a fixed file is not shadowed by this copy next time
-    const undo: Effect.Effect<void, unknown, FileSystem.FileSystem> = options.moveToInput === true
-      ? moveFile(placed.path, path.resolve(options.file))
-      : fs.remove(placed.path)
-    const unplace = placed.placed ? Effect.ignore(undo) : Effect.void
-    if (!ExperimentCheck.isValid(report) && !(options.skipInvalid === true && report.records > 0)) {
-      yield* unplace
-      return yield* new ExperimentInvalid({
-        file: displayName,
-        problemCount: report.problemCount,
-        report: [
-          ...ExperimentCheck.formatReport(report),
-          ...(report.records > 0 ? ["Fix these lines, or run with --skip-invalid to run the valid ones."] : [])
-        ]
-      })
-    }
-
-    // move the input into its output folder, as prompto does, and open the outputs
-    // (with an input stage the run is `<prefix>-<name>`, and the experiment file sits beside
-    // the records the stage made)
-    const source = DataFolder.experimentName(placed.path)
+    yield* Effect.locallyScoped(Provider.mediaFolder, prepared.folder.media)
+    const placed = yield* placeInput(options, prepared)
+    const { displayName, plan } = yield* planRun(options, prepared, placed)
+    const { report } = plan
+    const opened = yield* openRun(options, prepared, placed)
+    const { files, runName, startedAt } = opened
     const inputStage = options.inputStage
-    const runName = inputStage === undefined ? source : `${inputStage.prefix}-${source}`
-    const startedAt = yield* Clock.currentTimeMillis
-    if (earlier !== undefined && inputStage !== undefined) {
-      return yield* new DataFolder.DataFolderError({
-        path: earlier.files.folder,
-        message: "a resumed run cannot rephrase again: resume the post-rephrase run's folder without --rephrase-*"
-      })
-    }
-    const files = earlier !== undefined
-      ? earlier.files
-      : yield* DataFolder.claimRunFiles(folder, `${runName}.${format}`, startedAt).pipe(Effect.tapError(() => unplace))
-    const original = inputStage === undefined ? files : {
-      input: path.join(files.folder, `${files.timestamp}-input-${source}.${format}`),
-      inputJsonl: path.join(files.folder, `${files.timestamp}-input-${source}.jsonl`)
-    }
-    if (earlier === undefined) yield* moveFile(placed.path, original.input)
-    if (earlier === undefined && format === "csv") {
-      const converted = yield* Output.appendLines(original.inputJsonl)
-      yield* ExperimentFile.readCsv(original.input).pipe(
-        Stream.runForEachChunk((chunk) => converted.write([...chunk].map((entry) => JSON.stringify(entry.value))))
-      )
-    }
     const inputOnly = inputStage !== undefined && options.inputStageOnly === true
-    const log = yield* Output.openLog(files.log)
 
-    const keys = [...queueIndex.keys()]
+    const log = yield* Output.openLog(files.log)
     const stats = RunSummary.make(
       inputStage === undefined
-        ? keys.map((key, i) => ({ key, queriesPerMinute: plan.rateOf(key), total: queueTotals[i]! }))
+        ? plan.queues.map((queue) => ({ key: queue.key, queriesPerMinute: queue.route.queriesPerMinute, total: queue.requests }))
         : [],
       startedAt
     )
-    yield* log.write(
-      `Started experiment ${path.basename(placed.path)}: ${report.records} prompts, ` +
-        `${keys.length} ${keys.length === 1 ? "queue" : "queues"} (${keys.map((key) => `${key} at ${plan.rateOf(key)} QPM`).join(", ")})` +
-        (report.invalidRecords > 0 ? `, ${report.invalidRecords} invalid lines written as errors without sending` : "") +
-        (inputStage === undefined ? "" : `; records go through the ${inputStage.prefix} stage first`)
-    )
-    if (reconciled !== undefined) {
-      yield* log.write(
-        `Resumed: ${alreadyDone} prompts already answered are not sent again; ` +
-          `${report.records - alreadyDone} to send` +
-          (reconciled.errored > 0 ? ` (${reconciled.errored} errored records dropped to be retried)` : "") +
-          (reconciled.broken > 0 ? `; ${reconciled.broken} cut-off lines removed from the completed file` : "") +
-          (reconciled.duplicates > 0 ? `; ${reconciled.duplicates} repeated records removed` : "")
-      )
-    }
-    for (const warning of report.warnings) yield* log.write(`Warning: ${ExperimentFile.formatProblem(warning)}`)
-    yield* emit({ _tag: "Started", files, stats, report })
+    yield* logStart(log, { placed, plan, prepared, inputStage })
+    const events = yield* openEvents(options, log, stats)
+    yield* events.publish({ _tag: "Started", files, stats, report })
+    const grace = Duration.decode(options.grace ?? Duration.seconds(30))
+    const stop = yield* GracefulStop.make({
+      signal: options.stop,
+      grace,
+      onStop: Effect.ignore(log.write(
+        `Stop requested: no more prompts are sent; requests in flight have ${Duration.format(grace)} to answer`
+      ))
+    })
 
-    const onSchedulerEvent = (event: Scheduler.SchedulerEvent): Effect.Effect<void> =>
-      Effect.zipRight(
-        Effect.sync(() => RunSummary.record(stats, event)),
-        Effect.zipRight(logEvent(log, event), emit(event))
-      )
-    // a graceful stop: no more records leave their queues; what is in flight gets `grace`
-    const stopRequested = yield* Deferred.make<void>()
-    let stopping = false
-    const route = (key: string, planKey: string) => QueuePlan.route(plan, key, planKey)
-    const schedulerOptions: Scheduler.SchedulerOptions = {
-      maxAttempts,
-      timeout,
-      onEvent: onSchedulerEvent,
-      stopping: () => stopping
-    }
-    if (options.stop !== undefined) {
-      yield* options.stop.pipe(
-        Effect.zipRight(Effect.sync(() => (stopping = true))),
-        Effect.zipRight(Deferred.succeed(stopRequested, undefined)),
-        Effect.zipRight(Effect.ignore(log.write(
-          `Stop requested: no more prompts are sent; requests in flight have ${Duration.format(grace)} to answer`
-        ))),
-        Effect.forkScoped
-      )
-    }
-    const untilStop = <A, E1, R1>(stream: Stream.Stream<A, E1, R1>) =>
-      options.stop === undefined ? stream : Stream.interruptWhen(stream, Deferred.await(stopRequested))
-    let written = 0
-    let expected = report.records - alreadyDone
-    const consume = <E1, R1>(effect: Effect.Effect<void, E1, R1>): Effect.Effect<void, E1, R1> =>
-      options.stop === undefined ? effect : Effect.raceFirst(
-        effect,
-        Deferred.await(stopRequested).pipe(
-          Effect.zipRight(Effect.sleep(grace)),
-          Effect.zipRight(Effect.ignore(log.write(`Grace period over: requests still in flight are abandoned`)))
-        )
-      )
-    // what stages use: linked runs (judges, rephrasers) paced like the main queues, and metrics
+    // the one request path of the run: lines, strategy steps, judges and rephrasers
+    const requestPath = yield* RequestPath.make({
+      route: (record) => {
+        const key = prepared.queuePlan.keyFor(record)
+        return QueuePlan.route(prepared.queuePlan, key, key)
+      },
+      maxAttempts: prepared.maxAttempts,
+      timeout: prepared.timeout,
+      onEvent: events.publish,
+      stopping: stop.stopping,
+      middleware: options.middleware,
+      queues: plan.queues.map((queue) => queue.route)
+    })
     const linked = yield* LinkedRun.make({
-      dataFolder: folder,
+      dataFolder: prepared.folder,
       startedAt,
       experiment: runName,
-      source,
-      plan,
-      maxAttempts,
-      timeout,
-      onEvent: (event) => Effect.zipRight(Effect.sync(() => RunSummary.record(stats, event)), emit(event))
-    })
+      source: opened.source
+    }).pipe(Effect.provideService(RequestPath.RequestPath, requestPath))
     const metrics = yield* Metrics.make
-    const services = Context.make(LinkedRun.LinkedRuns, linked).pipe(Context.add(Metrics.Metrics, metrics))
+    const services = Context.make(LinkedRun.LinkedRuns, linked).pipe(
+      Context.add(Metrics.Metrics, metrics),
+      Context.add(RequestPath.RequestPath, requestPath)
+    )
     const withServices = <A, E1, R1>(stream: Stream.Stream<A, E1, R1>) => Stream.provideSomeContext(stream, services)
+    const program = lineProgram(requestPath, prepared.strategies)
 
-    const entries = ExperimentFile.readJsonl(original.inputJsonl)
     const decodeChecked = (entry: ExperimentFile.RawEntry): IdentifiedRecord => {
       const decoded = ExperimentFile.decode(displayName, entry)
       // the check pass found this line valid; the file is ours (moved) and unchanged
       if (decoded._tag === "Invalid") throw new Error(`line ${entry.line} changed after it was checked`)
       return decoded.record
     }
-    const invalid = report.invalidRecords === 0 ? Stream.empty : untilStop(entries.pipe(
-      Stream.filter((entry) => assignment.get(entry.ordinal) === invalidMarker),
-      Stream.map((entry) => invalidRecord(entry, invalidProblems.get(entry.ordinal) ?? []))
-    ))
+    const planned = yield* RunPlan.lines(plan, opened.inputJsonl, decodeChecked)
+    const invalid = stop.untilStop(planned.invalid).pipe(
+      Stream.map(({ entry, problems }) => invalidRecord(entry, problems)),
+      Stream.tap(() => Effect.sync(() => stats.skipped++))
+    )
+    let written = 0
+    let expected = report.records - plan.alreadyDone
     const writeCompleted = (completed: Output.LineWriter) => (chunk: Iterable<CompletedRecord>) => {
       const lines = [...chunk].map((record) => JSON.stringify(record))
       return Effect.zipRight(completed.write(lines), Effect.sync(() => (written += lines.length)))
     }
+    const graceOver = Effect.ignore(log.write(`Grace period over: requests still in flight are abandoned`))
+    const lineOptions = { stopping: stop.stopping }
     let preparedFile: string | undefined
     if (inputStage !== undefined) {
       // records made by the input stage are queued as they come out
-      const valid = untilStop(entries.pipe(
-        Stream.filter((entry) => (assignment.get(entry.ordinal) ?? invalidMarker) < doneMarker),
-        Stream.map(decodeChecked)
-      ))
+      const valid = Stream.mergeAll(planned.queues.map(stop.untilStop), { concurrency: "unbounded" })
       expected = report.invalidRecords
-      const target = inputOnly ? path.join(folder.input, `${runName}.jsonl`) : files.input
+      const target = inputOnly ? path.join(prepared.folder.input, `${runName}.jsonl`) : files.input
       // a prepared file appears in input/ only when complete, so a watching pipeline never reads half of it
-      const writing = inputOnly ? path.join(folder.input, `.${runName}.jsonl.partial`) : target
+      const writing = inputOnly ? path.join(prepared.folder.input, `.${runName}.jsonl.partial`) : target
       yield* fs.writeFileString(writing, "").pipe(
         Effect.mapError((error) => new Output.OutputError({ path: writing, message: error.message }))
       )
@@ -585,80 +674,116 @@ const runScoped = <E, R>(
         )
       )
       if (inputOnly) {
-        yield* consume(Stream.runDrain(withServices(staged)))
+        yield* stop.withGrace(Stream.runDrain(withServices(staged)), graceOver)
         yield* moveFile(writing, target)
         preparedFile = target
         yield* log.write(`Wrote ${target}: run it to send the ${inputStage.prefix} records`)
       } else {
         const completed = yield* Output.appendLines(files.completed)
-        const pacerFor = yield* Scheduler.pacerPool(yield* Effect.scope)
         const results = Stream.merge(
-          invalid.pipe(Stream.tap(() => Effect.sync(() => stats.skipped++))),
-          Scheduler.runRouted(staged, (record) => {
-            const key = plan.keyFor(record)
-            return route(key, key)
-          }, pacerFor, schedulerOptions)
+          invalid,
+          Lines.runLines([{ feed: undefined, records: withServices(staged) }], (line) => program(line, undefined), lineOptions)
         )
         const out = options.stages === undefined ? results : applyStage(results, options.stages)
-        yield* consume(Stream.runForEachChunk(withServices(out), writeCompleted(completed)))
+        yield* stop.withGrace(Stream.runForEachChunk(withServices(out), writeCompleted(completed)), graceOver)
       }
     } else {
       const completed = yield* Output.appendLines(files.completed)
-      const queues = keys.map((key, index): Scheduler.QueueInput<ExperimentFile.ExperimentFileError, FileSystem.FileSystem> => ({
-        ...route(key, key),
-        records: untilStop(entries.pipe(
-          Stream.filter((entry) => assignment.get(entry.ordinal) === index),
-          Stream.map(decodeChecked)
-        ))
-      }))
       const results = Stream.merge(
-        invalid.pipe(Stream.tap(() => Effect.sync(() => stats.skipped++))),
-        Scheduler.run(queues, schedulerOptions)
+        invalid,
+        Lines.runLines(
+          plan.queues.map((queue, i) => ({ feed: queue.route, records: stop.untilStop(planned.queues[i]!) })),
+          program,
+          lineOptions
+        )
       )
       const out = options.stages === undefined ? results : applyStage(results, options.stages)
-      yield* consume(Stream.runForEachChunk(withServices(out), writeCompleted(completed)))
+      yield* stop.withGrace(Stream.runForEachChunk(withServices(out), writeCompleted(completed)), graceOver)
     }
+    yield* events.flush
+    return yield* finish({
+      options,
+      opened,
+      stats,
+      report,
+      log,
+      events,
+      metrics,
+      linked,
+      stop,
+      placed,
+      inputOnly,
+      notDone: inputOnly ? 0 : Math.max(0, expected - written),
+      preparedFile,
+      alreadyDone: plan.alreadyDone
+    })
+  })
 
+/** Step 6: the closing lines of the log, the metrics summary, the CSV copy, and the result. */
+const finish = (context: {
+  readonly options: RunOptions<any, any>
+  readonly opened: Opened
+  readonly stats: RunSummary.RunStats
+  readonly report: ExperimentCheck.CheckReport
+  readonly log: Output.RunLog
+  readonly events: RunEvents.RunEvents<RunEvent>
+  readonly metrics: Metrics.MetricsService
+  readonly linked: LinkedRun.LinkedRunsService
+  readonly stop: GracefulStop.GracefulStop
+  readonly placed: Placement
+  readonly inputOnly: boolean
+  readonly notDone: number
+  readonly preparedFile: string | undefined
+  readonly alreadyDone: number
+}) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const { files, runName, startedAt } = context.opened
+    const { log, stats } = context
     stats.finishedAt = yield* Clock.currentTimeMillis
     const seconds = (stats.finishedAt - startedAt) / 1000
     const totals = RunSummary.totals(stats)
+    const name = context.options.inputStage === undefined ? path.basename(context.placed.path) : `${runName}.jsonl`
     yield* log.write(
-      `Completed experiment ${inputStage === undefined ? path.basename(placed.path) : `${runName}.jsonl`}! Experiment processing time: ${seconds.toFixed(3)} seconds, ` +
+      `Completed experiment ${name}! Experiment processing time: ${seconds.toFixed(3)} seconds, ` +
         `Average time per query: ${(totals.total > 0 ? seconds / totals.total : 0).toFixed(3)} seconds`
     )
     for (const line of RunSummary.format(stats)) yield* log.write(line)
-    const stopped = yield* Deferred.isDone(stopRequested)
-    const notDone = inputOnly ? 0 : Math.max(0, expected - written)
-    if (stopped || notDone > 0) {
+    const stopped = yield* context.stop.wasRequested
+    if (stopped || context.notDone > 0) {
       yield* log.write(
-        `${stopped ? "Stopped" : "Ended"} with ${notDone} prompts not done (no record in the completed file); ` +
+        `${stopped ? "Stopped" : "Ended"} with ${context.notDone} prompts not done (no record in the completed file); ` +
           `resume with: prompto run --resume ${files.folder}`
       )
     }
-    const summary = yield* metrics.summary
+    const summary = yield* context.metrics.summary
     let summaryFile: string | undefined
     if (summary.rows.length > 0) {
-      summaryFile = path.join(files.folder, `${files.timestamp}-summary-${runName}.json`)
+      const file = path.join(files.folder, `${files.timestamp}-summary-${runName}.json`)
+      summaryFile = file
       const document = JSON.stringify(Metrics.toJson(summary, { experiment: runName, completedFile: files.completed }), null, 2)
-      yield* fs.writeFileString(summaryFile, document + "\n").pipe(
-        Effect.mapError((error) => new Output.OutputError({ path: summaryFile!, message: error.message }))
+      yield* fs.writeFileString(file, document + "\n").pipe(
+        Effect.mapError((error) => new Output.OutputError({ path: file, message: error.message }))
       )
       for (const line of Metrics.format(summary)) yield* log.write(line)
     }
-    const linkedFiles = yield* linked.opened
+    const linkedFiles = yield* context.linked.opened
     for (const run of linkedFiles) yield* log.write(`Linked run ${run.name}: ${run.completed}`)
-    if (options.outputAsCsv === true && !inputOnly) yield* Output.writeCsv(files.completed, files.completedCsv)
-    yield* emit({ _tag: "Finished", stats })
-    return {
+    if (context.options.outputAsCsv === true && !context.inputOnly) yield* Output.writeCsv(files.completed, files.completedCsv)
+    yield* context.events.publish({ _tag: "Finished", stats })
+    yield* context.events.flush
+    const result: RunResult = {
       files,
       stats,
-      report,
+      report: context.report,
       metrics: summary,
       summaryFile,
       linked: linkedFiles,
-      preparedFile,
+      preparedFile: context.preparedFile,
       stopped,
-      notDone,
-      alreadyDone
+      notDone: context.notDone,
+      alreadyDone: context.alreadyDone
     }
+    return result
   })

@@ -10,7 +10,8 @@ import * as ExperimentFile from "./ExperimentFile.js"
 import type { LineProblem } from "./ExperimentFile.js"
 import { IdIndex } from "./internal/idIndex.js"
 import type { IdentifiedRecord } from "./PromptRecord.js"
-import { missingProviderMessage, ProviderRegistry } from "./Provider.js"
+import * as StrategySpec from "./StrategySpec.js"
+import { missingProviderMessage, type ProviderRegistry, registry as providerRegistry } from "./Provider.js"
 
 /**
  * The most problems (and warnings) a report keeps; the counts are always exact.
@@ -74,10 +75,15 @@ export type EntryVerdict =
  */
 export const check = (
   file: string,
-  options: { readonly onEntry?: (verdict: EntryVerdict) => void; readonly displayName?: string } = {}
+  options: {
+    readonly onEntry?: (verdict: EntryVerdict) => void
+    readonly displayName?: string
+    /** Strategies named by lines (a folder's named strategies, templates); default: the built-ins. */
+    readonly strategies?: StrategySpec.StrategySetup | undefined
+  } = {}
 ): Effect.Effect<CheckReport, ExperimentFile.ExperimentFileError, FileSystem.FileSystem | ProviderRegistry> =>
   Effect.gen(function*() {
-    const registry = yield* ProviderRegistry
+    const registry = yield* providerRegistry
     const name = options.displayName ?? file
     const problems: Array<LineProblem> = []
     const warnings: Array<LineProblem> = []
@@ -87,6 +93,7 @@ export const check = (
     let invalidRecords = 0
     const apis = new Map<string, number>()
     const ids = new IdIndex()
+    const strategyOf = StrategySpec.resolver(options.strategies ?? StrategySpec.defaultSetup)
     const addProblems = (list: ReadonlyArray<LineProblem>) => {
       problemCount += list.length
       for (const problem of list) if (problems.length < maxListed) problems.push(problem)
@@ -123,6 +130,12 @@ export const check = (
               for (const problem of yield* provider.check(record)) {
                 lineProblems.push({ file: name, line: entry.line, key: problem.key, message: problem.message })
               }
+            }
+            const strategy = strategyOf(record)
+            if (strategy._tag === "Left") {
+              const message = strategy.left.message
+              const key = /^strategy[.\w ]*:/.test(message) ? message.slice(0, message.indexOf(":")) : "strategy"
+              lineProblems.push({ file: name, line: entry.line, key, message: message.slice(message.indexOf(":") + 1).trim() })
             }
             if (lineProblems.length === 0) {
               options.onEntry?.({ _tag: "Valid", ordinal: entry.ordinal, record })

@@ -7,8 +7,9 @@
  */
 import { FileSystem } from "@effect/platform"
 import { parse as parseCsv } from "csv-parse"
-import { Effect, Either, Option, ParseResult, Schema, Stream } from "effect"
+import { Effect, Either, Option, Schema, Stream } from "effect"
 import * as FileSystemError from "./internal/fileSystemError.js"
+import { kindOf, problemsOf, quoted } from "./internal/jsonLine.js"
 import { type IdentifiedRecord, PromptRecord } from "./PromptRecord.js"
 
 /**
@@ -169,11 +170,6 @@ export const lines = (file: string): Stream.Stream<Line, ExperimentFileError, Fi
     Stream.mapError(readError(file))
   )
 
-/** The longest parser message quoted in a problem: a huge line is never printed whole. */
-const maxQuoted = 200
-
-const quoted = (text: string): string => text.length > maxQuoted ? `${text.slice(0, maxQuoted)}...` : text
-
 /** The keys of an object whose name or value holds U+FFFD (where the bytes that were not UTF-8 went). */
 const keysWithReplacement = (value: unknown): ReadonlyArray<string> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -203,8 +199,13 @@ const parseJsonLine = (file: string, { invalidUtf8, line, text }: Line, ordinal:
     }
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
-    return { line, ordinal, value: undefined, text, problems: [{ file, line, message: `must be a JSON object, got ${kind}` }] }
+    return {
+      line,
+      ordinal,
+      value: undefined,
+      text,
+      problems: [{ file, line, message: `must be a JSON object, got ${kindOf(value)}` }]
+    }
   }
   if (invalidUtf8 === true) {
     // keep the value (its id), but never send text with replacement characters in it
@@ -397,9 +398,6 @@ const decodeRecord = Schema.decodeUnknownEither(PromptRecord, { errors: "all" })
  */
 export const assignedId = (line: number): string => `line-${line}`
 
-const issueMessage = (issue: ParseResult.ArrayFormatterIssue): string =>
-  issue._tag === "Missing" ? "is required but missing" : issue.message
-
 /**
  * Decodes an entry into a typed record. A record without `id` gets `line-<n>` (with a warning).
  *
@@ -411,20 +409,7 @@ export const decode = (file: string, entry: RawEntry): Decoded => {
     return { _tag: "Invalid", problems: entry.problems.map((problem) => ({ ...problem, file })) }
   }
   const result = decodeRecord(entry.value)
-  if (Either.isLeft(result)) {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(result.left)
-    const seen = new Set<string>()
-    const problems: Array<LineProblem> = []
-    for (const issue of issues) {
-      // a union reports one issue per member: keep the first message for each key
-      const key = issue.path.length === 0 ? undefined : issue.path.map(String).join(".")
-      const top = issue.path.length === 0 ? "" : String(issue.path[0])
-      if (seen.has(top)) continue
-      seen.add(top)
-      problems.push({ file, line: entry.line, key, message: issueMessage(issue) })
-    }
-    return { _tag: "Invalid", problems }
-  }
+  if (Either.isLeft(result)) return { _tag: "Invalid", problems: problemsOf(file, entry.line, result.left) }
   // the schema only checks (it transforms nothing): keep the original object and its key order
   const record = entry.value as PromptRecord
   if (record.id === undefined) {

@@ -8,15 +8,15 @@
  * @since 0.1.0
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { type Chunk, Clock, Context, type Duration, Effect, Layer, Queue, Scope, Stream } from "effect"
+import { type Chunk, Clock, Context, Effect, Layer, Queue, Scope, Stream } from "effect"
 import * as DataFolder from "./DataFolder.js"
 import * as Output from "./Output.js"
 import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
 import { isSuccess } from "./PromptRecord.js"
-import { ProviderRegistry } from "./Provider.js"
-import * as QueuePlan from "./QueuePlan.js"
+import * as Lines from "./internal/lines.js"
+import * as RequestPath from "./RequestPath.js"
 import * as RunSummary from "./RunSummary.js"
-import * as Scheduler from "./Scheduler.js"
+import type * as Scheduler from "./Scheduler.js"
 
 /**
  * What a linked run can fail with: its files cannot be made or written.
@@ -71,7 +71,9 @@ export interface LinkedRunsService {
 export class LinkedRuns extends Context.Tag("@prompto/core/LinkedRuns")<LinkedRuns, LinkedRunsService>() {}
 
 /**
- * How linked runs are paced, retried and placed.
+ * Where linked runs are placed. Their records go through the run's request path, so they share
+ * the main run's queues (a judge on the same api and model as the main prompts shares their
+ * rate), its pauses and its graceful stop.
  *
  * @since 0.1.0
  * @category models
@@ -82,11 +84,6 @@ export interface LinkedRunsOptions {
   readonly startedAt: number
   readonly experiment: string
   readonly source: string
-  /** Queue keys and rates: a linked record goes to `<linked name>/<plan key>` at the plan's rate. */
-  readonly plan: QueuePlan.QueuePlan
-  readonly maxAttempts: number
-  readonly timeout: Duration.DurationInput
-  readonly onEvent?: ((event: Scheduler.SchedulerEvent) => Effect.Effect<void>) | undefined
 }
 
 interface Opened {
@@ -113,12 +110,11 @@ const json = (records: ReadonlyArray<unknown>) => records.map((record) => JSON.s
  */
 export const make = (
   options: LinkedRunsOptions
-): Effect.Effect<LinkedRunsService, never, Scope.Scope | FileSystem.FileSystem | Path.Path | ProviderRegistry> =>
+): Effect.Effect<LinkedRunsService, never, Scope.Scope | FileSystem.FileSystem | Path.Path | RequestPath.RequestPath> =>
   Effect.gen(function*() {
     const scope = yield* Scope.Scope
-    const context = yield* Effect.context<FileSystem.FileSystem | Path.Path | ProviderRegistry>()
-    const registry = yield* ProviderRegistry
-    const pacerFor = yield* Scheduler.pacerPool(scope)
+    const context = yield* Effect.context<FileSystem.FileSystem | Path.Path>()
+    const path = yield* RequestPath.RequestPath
     const opened: Array<Opened> = []
     const open = yield* Effect.cachedFunction((name: string) =>
       Effect.gen(function*() {
@@ -147,31 +143,28 @@ export const make = (
         return run
       }).pipe(Scope.extend(scope), Effect.provide(context))
     )
-    const emit = options.onEvent ?? (() => Effect.void)
     const query: LinkedRunsService["query"] = (name, records, queryOptions) =>
       Stream.unwrap(Effect.map(open(name), (run) => {
         const onEvent = (event: Scheduler.SchedulerEvent): Effect.Effect<void> =>
-          Effect.zipRight(
-            Effect.ignore(Effect.suspend(() => {
-              const message = RunSummary.logMessage(event)
-              return message === undefined ? Effect.void : run.log.write(message)
-            })),
-            emit(event)
-          )
+          Effect.ignore(Effect.suspend(() => {
+            const message = RunSummary.logMessage(event)
+            return message === undefined ? Effect.void : run.log.write(message)
+          }))
         const sent = records.pipe(
           tapChunks((chunk) => Effect.zipRight(
             run.input.write(json([...chunk])),
             Effect.sync(() => run.counts.sent += chunk.length)
           ))
         )
-        return Scheduler.runRouted(
-          sent,
-          (record) => {
-            const key = options.plan.keyFor(record)
-            return QueuePlan.route(options.plan, `${name}/${key}`, key)
-          },
-          pacerFor,
-          { maxAttempts: options.maxAttempts, timeout: options.timeout, onEvent }
+        // the linked run's own log gets its requests' lines (retries, errors)
+        return Lines.runLines(
+          [{ feed: undefined, records: sent }],
+          (record) =>
+            Effect.map(
+              Effect.locally(path.send({ record }), RequestPath.eventTap, onEvent),
+              (completed) => (RequestPath.isAbandoned(completed) ? undefined : completed)
+            ),
+          { stopping: path.stopping }
         ).pipe(
           Stream.mapEffect((record) => queryOptions?.complete?.(record) ?? Effect.succeed(record)),
           tapChunks((chunk) =>
@@ -184,8 +177,7 @@ export const make = (
                 }
               })
             )
-          ),
-          Stream.provideService(ProviderRegistry, registry)
+          )
         )
       }))
     return {
@@ -204,7 +196,7 @@ export const make = (
  */
 export const layer = (
   options: LinkedRunsOptions
-): Layer.Layer<LinkedRuns, never, FileSystem.FileSystem | Path.Path | ProviderRegistry> =>
+): Layer.Layer<LinkedRuns, never, FileSystem.FileSystem | Path.Path | RequestPath.RequestPath> =>
   Layer.scoped(LinkedRuns, make(options))
 
 /**

@@ -9,8 +9,9 @@
  * @since 0.1.0
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Effect, Schema, Stream } from "effect"
+import { Effect, Either, Schema, Stream } from "effect"
 import * as ExperimentFile from "./ExperimentFile.js"
+import * as JsonLine from "./internal/jsonLine.js"
 import * as Output from "./Output.js"
 
 /**
@@ -96,19 +97,29 @@ type Parsed =
   | { readonly _tag: "Ok"; readonly id: unknown; readonly hasId: boolean }
   | { readonly _tag: "Bad"; readonly detail: string }
 
-const parse = (text: string, idKey: string): Parsed => {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (error) {
-    return { _tag: "Bad", detail: `invalid JSON (${error instanceof Error ? error.message : String(error)})` }
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { _tag: "Bad", detail: `must be a JSON object, got ${value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`}` }
-  }
-  const hasId = Object.prototype.hasOwnProperty.call(value, idKey)
-  return { _tag: "Ok", id: hasId ? (value as Record<string, unknown>)[idKey] : undefined, hasId }
-}
+/**
+ * A line of either file as this reads it: any JSON object (a prompto file may hold keys this
+ * program does not know, and its id under another key); its id key is looked for by `parse`.
+ * Declared rather than a `Record` so that a large file is read at the speed of `JSON.parse`:
+ * the object is checked, not copied.
+ */
+const JsonObject = Schema.declare(
+  (value: unknown): value is Readonly<Record<string, unknown>> =>
+    typeof value === "object" && value !== null && !Array.isArray(value),
+  { identifier: "JsonObject" }
+)
+
+const decodeLine = JsonLine.decoder(JsonObject)
+
+const parse = (file: string, line: number, text: string, idKey: string): Parsed =>
+  Either.match(decodeLine(file, line, text), {
+    // not JSON, or not an object: the whole line is at fault, so no problem names a key
+    onLeft: (problems) => ({ _tag: "Bad", detail: problems.map((problem) => problem.message).join("; ") }),
+    onRight: (value) => {
+      const hasId = Object.prototype.hasOwnProperty.call(value, idKey)
+      return { _tag: "Ok", id: hasId ? value[idKey] : undefined, hasId }
+    }
+  })
 
 /** Line numbers, in order, in a growable typed array. */
 class LineList {
@@ -156,7 +167,7 @@ export const completedIds = (
     // each line is judged when the next one arrives, so the last one is known to be the last
     let held: { readonly line: number; readonly text: string } | undefined
     const take = (entry: { readonly line: number; readonly text: string }, last: boolean): Effect.Effect<void, MissingError> => {
-      const parsed = parse(entry.text, idKey)
+      const parsed = parse(file, entry.line, entry.text, idKey)
       if (parsed._tag === "Bad") {
         if (last) {
           warnings.push(`${file}:${entry.line}: the last line is not a complete record (${parsed.detail}); counted as not completed`)
@@ -207,7 +218,7 @@ export const write = (
     let inputRecords = 0
     yield* Stream.runForEach(ExperimentFile.lines(options.input), (entry) => {
       inputRecords++
-      const parsed = parse(entry.text, idKey)
+      const parsed = parse(options.input, entry.line, entry.text, idKey)
       if (parsed._tag === "Bad") return Effect.fail(new MissingError({ file: options.input, line: entry.line, detail: parsed.detail }))
       let id = parsed.id
       if (!parsed.hasId) {

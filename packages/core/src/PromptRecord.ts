@@ -1,9 +1,12 @@
 /**
- * The prompt record: one line of a prompto experiment file, as a `Schema`.
+ * The prompt record (one line of a prompto experiment file) and the completed record (one line
+ * of a completed file), as `Schema`s.
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { type Either, Schema } from "effect"
+import type { LineProblem } from "./ExperimentFile.js"
+import * as JsonLine from "./internal/jsonLine.js"
 
 /**
  * One message of a chat history: `{ role, content }` (OpenAI, Anthropic, Ollama) or
@@ -124,46 +127,146 @@ export type PromptRecord = typeof PromptRecord.Type
  */
 export type IdentifiedRecord = PromptRecord & { readonly id: PromptId }
 
+const optionalNumber = Schema.optional(
+  Schema.Number.annotations({ message: () => "must be a number" })
+)
+
 /**
- * Token usage as the API reports it.
+ * Token usage as the API reports it. Keys other than the three named ones (an API's own
+ * details) are kept.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Usage = Schema.Struct(
+  {
+    prompt_tokens: optionalNumber,
+    completion_tokens: optionalNumber,
+    total_tokens: optionalNumber
+  },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+).annotations({ identifier: "Usage" })
+
+/**
+ * The three counts of a usage; what the schema decodes may hold other keys too.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Usage {
-  readonly prompt_tokens?: number
-  readonly completion_tokens?: number
-  readonly total_tokens?: number
-}
+export type Usage = Schema.Struct.Type<typeof Usage.fields>
 
 /**
  * The structured error written beside prompto's error string in `response`.
  *
  * @since 0.1.0
- * @category models
+ * @category schemas
  */
-export interface RecordError {
-  readonly kind: string
-  readonly message: string
-  readonly attempts: number
-}
+export const RecordError = Schema.Struct({
+  kind: Schema.String.annotations({ message: () => "must be a string" }),
+  message: Schema.String.annotations({ message: () => "must be a string" }),
+  attempts: Schema.Number.annotations({ message: () => "must be a number" })
+}).annotations({ identifier: "RecordError" })
 
 /**
- * A completed record: the input record plus what the run learned. `response` holds the text
- * (or a list for multi-turn prompts) or, as in prompto, an error message.
- *
  * @since 0.1.0
  * @category models
  */
-export type CompletedRecord = IdentifiedRecord & {
-  readonly response: unknown
-  readonly timestamp_sent?: string
-  readonly timestamp_received?: string
-  readonly latency_ms?: number
-  readonly attempts?: number
-  readonly usage?: Usage
-  readonly error?: RecordError
-}
+export type RecordError = typeof RecordError.Type
+
+/**
+ * One request of a multi-step strategy (a draft, a critique, a vote...): what was sent, what
+ * came back, and when.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const StepRecord = Schema.Struct({
+  step: Schema.String.annotations({ message: () => "must be a string" }),
+  api: Schema.String.annotations({ message: () => "must be a string" }),
+  model_name: Schema.String.annotations({ message: () => "must be a string" }),
+  prompt: Prompt,
+  parameters: Schema.optional(Parameters),
+  response: Schema.Unknown,
+  usage: Schema.optional(Usage),
+  latency_ms: optionalNumber,
+  attempts: optionalNumber,
+  timestamp_sent: optionalString,
+  timestamp_received: optionalString,
+  error: Schema.optional(RecordError)
+}).annotations({ identifier: "StepRecord" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type StepRecord = typeof StepRecord.Type
+
+/**
+ * A completed record: the input record plus what the run learned. `response` holds the text
+ * (or a list for multi-turn prompts) or, as in prompto, an error message. A line run by a
+ * strategy also holds its `strategy` as given, the extracted `answer` (`null` when extraction
+ * failed) and its `steps`. Keys other than the named ones are kept.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const CompletedRecord = Schema.Struct(
+  {
+    ...PromptRecord.fields,
+    id: PromptId,
+    response: Schema.Unknown,
+    timestamp_sent: optionalString,
+    timestamp_received: optionalString,
+    latency_ms: optionalNumber,
+    attempts: optionalNumber,
+    usage: Schema.optional(Usage),
+    error: Schema.optional(RecordError),
+    answer: Schema.optional(Schema.Unknown),
+    steps: Schema.optional(Schema.Array(StepRecord)),
+    strategy: Schema.optional(Schema.Unknown)
+  },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+).annotations({ identifier: "CompletedRecord" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type CompletedRecord = typeof CompletedRecord.Type
+
+/**
+ * Decodes one line of a completed file: the record, or the problems naming the file, the line
+ * and the key (`steps.0.step`). A line that is not JSON or not an object is one problem without
+ * a key. Keys the schema does not name are kept, in the line's order.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeCompletedLine: (
+  file: string,
+  line: number,
+  text: string
+) => Either.Either<CompletedRecord, ReadonlyArray<LineProblem>> = JsonLine.decoder(CompletedRecord)
+
+/**
+ * What resuming a run needs of a completed line: its `id`, that it has a `response`, and whether
+ * it holds an `error` (`null` counts as none). Reading only these keys keeps a resume over a
+ * large completed file fast; other keys are not checked.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const CompletedOutcome = Schema.Struct({
+  id: PromptId,
+  response: Schema.Unknown,
+  error: Schema.optional(Schema.NullOr(RecordError))
+}).annotations({ identifier: "CompletedOutcome" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type CompletedOutcome = typeof CompletedOutcome.Type
 
 /**
  * Whether a completed record holds a response rather than an error.

@@ -1,6 +1,7 @@
 /**
  * The provider service: how one API (`test`, `openai`, ...) checks and answers prompt records,
- * and the registry that maps a record's `api` to its provider.
+ * and the registry that maps a record's `api` to its provider. Each provider layer provides its
+ * own entry, and the registry is built from whatever entries were provided.
  *
  * @since 0.1.0
  */
@@ -82,7 +83,11 @@ export const knownApis: ReadonlyArray<string> = [
 ]
 
 /**
- * The registry of installed providers, keyed by `api`.
+ * What code that looks providers up requires. Each installed provider is its own context entry
+ * under `providerTag(api)`, all of this one type, so provider layers compose with
+ * `Layer.mergeAll` and a later layer for an `api` overrides an earlier one. Read the providers
+ * with `registry`, not with `yield* ProviderRegistry`: the class tag itself is only the
+ * whole-map entry that `Layer.succeed(ProviderRegistry, map)` still provides.
  *
  * @since 0.1.0
  * @category tags
@@ -92,20 +97,103 @@ export class ProviderRegistry extends Context.Tag("@prompto/core/ProviderRegistr
   ReadonlyMap<string, Provider>
 >() {}
 
+/** Keys of the per-api entries; distinct from the whole-map key (no slash after `Provider`). */
+const providerKeyPrefix = "@prompto/core/Provider/"
+
+const providerTags = new Map<string, Context.Tag<ProviderRegistry, Provider>>()
+
 /**
- * Builds the registry from providers. Later providers with the same `api` replace earlier ones,
- * so a mock can override a real provider.
+ * The context entry of the provider for `api`. Its identifier type is `ProviderRegistry`, so a
+ * layer providing it satisfies every `ProviderRegistry` requirement; its runtime key is per api,
+ * so entries for different APIs sit side by side.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const providerTag = (api: string): Context.Tag<ProviderRegistry, Provider> => {
+  let tag = providerTags.get(api)
+  if (tag === undefined) {
+    tag = Context.GenericTag<ProviderRegistry, Provider>(`${providerKeyPrefix}${api}`)
+    providerTags.set(api, tag)
+  }
+  return tag
+}
+
+/** One context holding an entry per provider; a later same-api provider replaces the earlier. */
+const contextOf = (providers: Iterable<Provider>): Context.Context<ProviderRegistry> =>
+  Context.unsafeMake(new Map([...providers].map((provider) => [providerTag(provider.api).key, provider])))
+
+// Contexts are immutable and `registry` runs once per request, so the map is built once per context.
+const registries = new WeakMap<object, ReadonlyMap<string, Provider>>()
+
+const registryOf = (context: Context.Context<ProviderRegistry>): ReadonlyMap<string, Provider> => {
+  let built = registries.get(context)
+  if (built !== undefined) return built
+  const map = new Map<string, Provider>()
+  // Context.merge and Context.add copy the map and `set` the new entries, so iteration order is
+  // the order keys were first provided: later entries win. (Re-providing a key that already
+  // exists keeps its first position; that only matters when mixing whole-map and per-api entries.)
+  for (const [key, service] of context.unsafeMap) {
+    if (key === ProviderRegistry.key) {
+      for (const [api, provider] of service as ReadonlyMap<string, Provider>) map.set(api, provider)
+    } else if (key.startsWith(providerKeyPrefix)) {
+      const provider = service as Provider
+      map.set(provider.api, provider)
+    }
+  }
+  built = map
+  registries.set(context, built)
+  return built
+}
+
+/**
+ * The installed providers keyed by `api`, built from every provider entry in the current
+ * context (and the whole-map `ProviderRegistry` entry, if any); where two share an `api`, the
+ * one provided later wins.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const registry: Effect.Effect<ReadonlyMap<string, Provider>, never, ProviderRegistry> = Effect.map(
+  Effect.context<ProviderRegistry>(),
+  registryOf
+)
+
+/**
+ * Installs one provider. Merge several with `Layer.mergeAll`; a later layer for the same `api`
+ * replaces an earlier one, so a mock can override a real provider.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const layer = (provider: Provider): Layer.Layer<ProviderRegistry> =>
+  Layer.succeed(providerTag(provider.api), provider)
+
+/**
+ * Installs the provider an effect builds (reading config, opening clients). Its `api` is only
+ * known once built, so the entry is chosen then.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const layerEffect = <E, R>(
+  provider: Effect.Effect<Provider, E, R>
+): Layer.Layer<ProviderRegistry, E, Exclude<R, Scope.Scope>> =>
+  Layer.scopedContext(Effect.map(provider, (built) => contextOf([built])))
+
+/**
+ * Installs several providers, one entry each. Later providers with the same `api` replace
+ * earlier ones, so a mock can override a real provider.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const registryLayer = (
   ...providers: ReadonlyArray<Provider>
-): Layer.Layer<ProviderRegistry> =>
-  Layer.succeed(ProviderRegistry, new Map(providers.map((provider) => [provider.api, provider])))
+): Layer.Layer<ProviderRegistry> => Layer.succeedContext(contextOf(providers))
 
 /**
- * Builds the registry from effects that construct providers (reading config, opening clients).
+ * Installs the providers that effects build (reading config, opening clients), one entry each.
  *
  * @since 0.1.0
  * @category constructors
@@ -113,10 +201,7 @@ export const registryLayer = (
 export const registryLayerEffect = <E, R>(
   ...providers: ReadonlyArray<Effect.Effect<Provider, E, R>>
 ): Layer.Layer<ProviderRegistry, E, Exclude<R, Scope.Scope>> =>
-  Layer.scoped(
-    ProviderRegistry,
-    Effect.map(Effect.all(providers), (list) => new Map(list.map((provider) => [provider.api, provider])))
-  )
+  Layer.scopedContext(Effect.map(Effect.all(providers), contextOf))
 
 /**
  * Explains why a record's `api` has no provider: not installed, or not an API at all.

@@ -9,11 +9,12 @@
  * @since 0.1.0
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Effect, Option, Stream } from "effect"
+import { Effect, Either, Option, Schema, Stream } from "effect"
 import * as DataFolder from "./DataFolder.js"
 import * as ExperimentFile from "./ExperimentFile.js"
 import * as FileSystemError from "./internal/fileSystemError.js"
 import * as Output from "./Output.js"
+import * as PromptRecord from "./PromptRecord.js"
 
 const completedName = /^(\d{2})-(\d{2})-(\d{4})-(\d{2})-(\d{2})-(\d{2})-completed-(.+)\.jsonl$/
 
@@ -98,7 +99,7 @@ export interface Reconciled {
   readonly done: ReadonlySet<string>
   /** Records that held an error: dropped, sent again. */
   readonly errored: number
-  /** Lines that were not a whole JSON record (a write cut off by a crash): dropped. */
+  /** Lines that are not a whole completed record (a write cut off by a crash; no `id` or `response`): dropped. */
   readonly broken: number
   /** Successful records seen again for an id already kept: dropped. */
   readonly duplicates: number
@@ -111,6 +112,13 @@ export interface Reconciled {
  * @category utils
  */
 export const idKey = (id: unknown): string => JSON.stringify(id)
+
+/**
+ * A completed line as resume reads it: only the keys it needs (`id`, `response`, `error`), so a
+ * large file is reconciled at about the speed of `JSON.parse` (a whole `CompletedRecord` decode
+ * is about ten times slower). A line that does not decode is a write cut off by a crash.
+ */
+const decodeOutcome = Schema.decodeUnknownEither(Schema.parseJson(PromptRecord.CompletedOutcome), { exact: true })
 
 /**
  * Rewrites the completed file keeping one successful record per id, in order, and returns what
@@ -143,18 +151,12 @@ export const reconcile = (
           broken++
           return Option.none()
         }
-        let value: unknown
-        try {
-          value = JSON.parse(text)
-        } catch {
+        const decoded = decodeOutcome(text)
+        if (Either.isLeft(decoded)) {
           broken++
           return Option.none()
         }
-        if (typeof value !== "object" || value === null || Array.isArray(value) || !("id" in value)) {
-          broken++
-          return Option.none()
-        }
-        const record = value as { readonly id: unknown; readonly error?: unknown }
+        const record = decoded.right
         if (record.error !== undefined && record.error !== null) {
           errored++
           return Option.none()

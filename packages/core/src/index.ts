@@ -16,6 +16,8 @@ export * as ExperimentCheck from "./ExperimentCheck.js"
 /** @since 0.1.0 */
 export * as ExperimentFile from "./ExperimentFile.js"
 /** @since 0.1.0 */
+export * as Extract from "./Extract.js"
+/** @since 0.1.0 */
 export * as Judge from "./Judge.js"
 /** @since 0.1.0 */
 export * as LinkedRun from "./LinkedRun.js"
@@ -25,8 +27,6 @@ export * as Metrics from "./Metrics.js"
 export * as Missing from "./Missing.js"
 /** @since 0.1.0 */
 export * as Output from "./Output.js"
-/** @since 0.1.0 */
-export * as Pacer from "./Pacer.js"
 /** @since 0.1.0 */
 export * as Pipeline from "./Pipeline.js"
 /** @since 0.1.0 */
@@ -39,8 +39,6 @@ export * as ProviderError from "./ProviderError.js"
 export * as QueuePlan from "./QueuePlan.js"
 /** @since 0.1.0 */
 export * as Rephrase from "./Rephrase.js"
-/** @since 0.1.0 */
-export * as RequestTimeout from "./RequestTimeout.js"
 /** @since 0.1.0 */
 export * as Resume from "./Resume.js"
 /** @since 0.1.0 */

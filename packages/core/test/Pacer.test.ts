@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, TestClock } from "effect"
-import * as Pacer from "../src/Pacer.js"
+import * as Pacer from "../src/internal/pacer.js"
 
 const takeTimes = (pacer: Pacer.Pacer, n: number) =>
   Effect.forEach(Array.from({ length: n }), () => Effect.zipRight(pacer.take, Clock.currentTimeMillis))

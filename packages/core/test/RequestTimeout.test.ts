@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { type Duration, Effect, Either, Fiber, TestClock } from "effect"
-import * as RequestTimeout from "../src/RequestTimeout.js"
+import * as RequestTimeout from "../src/internal/requestTimeout.js"
 
 describe("RequestTimeout", () => {
   it.scoped("a request that answers in time gives its answer; one that does not fails at its deadline and is interrupted", () =>

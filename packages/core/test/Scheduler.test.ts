@@ -4,6 +4,7 @@ import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type { IdentifiedRecord } from "../src/PromptRecord.js"
 import { RateLimitError, TransientError, PermanentError } from "../src/ProviderError.js"
+import * as RequestPath from "../src/RequestPath.js"
 import * as Scheduler from "../src/Scheduler.js"
 import { MockProvider } from "../src/testing/index.js"
 
@@ -273,11 +274,12 @@ describe("Scheduler", () => {
           { key: "q", queriesPerMinute: 6000, records: Stream.fromIterable(records(3)) }
         ])
         const paused = events.flatMap((e) => e._tag === "Paused" ? [[e.id, e.at, e.until, e.level]] : [])
-        // id 0 at 0 (level 1: 0.5 s), id 1 at 0.5 s (level 2: 1 s), id 0's retry succeeds at 1.5 s,
-        // so id 2's 429 at 1.51 s is level 1 again
-        expect(paused).toEqual([["0", 0, 500, 1], ["1", 500, 1500, 2], ["2", 1510, 2010, 1]])
+        // a retry goes ahead of prompts not yet sent: id 0 at 0 (level 1: 0.5 s), its retry at
+        // 0.5 s (level 2: 1 s), its second retry succeeds at 1.5 s, so id 1's 429 at 1.51 s is
+        // level 1 again
+        expect(paused).toEqual([["0", 0, 500, 1], ["0", 500, 1500, 2], ["1", 1510, 2010, 1]])
         expect(mock.calls.map((c) => [c.id, c.at])).toEqual(
-          [["0", 0], ["1", 500], ["0", 1500], ["2", 1510], ["1", 2010], ["2", 2020]]
+          [["0", 0], ["0", 500], ["0", 1500], ["1", 1510], ["1", 2010], ["2", 2020]]
         )
 
         const cappedRun = yield* runWithEvents([
@@ -445,41 +447,41 @@ describe("Scheduler", () => {
     })
   })
 
-  describe("runRouted and pacerPool", () => {
-    it.scoped("routes carry tokensPerMinute and concurrency to their queue's pacer", () => {
+  describe("the request path", () => {
+    it.scoped("a route's concurrency and token limits reach its queue", () => {
       const mock = MockProvider.make("mock", { latency: "1 second" })
       return Effect.gen(function*() {
-        const pacerFor = yield* Scheduler.pacerPool(yield* Effect.scope)
-        const fiber = yield* Scheduler.runRouted(
-          Stream.fromIterable(records(5)),
-          () => ({ key: "q", queriesPerMinute: 600, concurrency: 1 }),
-          pacerFor,
-          { maxAttempts: 3, timeout: "1 minute" }
-        ).pipe(Stream.runCollect, Effect.fork)
+        const path = yield* RequestPath.make({
+          route: () => ({ key: "q", queriesPerMinute: 600, concurrency: 1 }),
+          maxAttempts: 3,
+          timeout: "1 minute"
+        })
+        const fiber = yield* Effect.forEach(records(5), (record) => path.send({ record }), { concurrency: "unbounded" }).pipe(
+          Effect.fork
+        )
         yield* TestClock.adjust("1 minute")
-        expect(Chunk.size(yield* Fiber.join(fiber))).toBe(5)
+        expect((yield* Fiber.join(fiber)).length).toBe(5)
         expect(MockProvider.callTimes(mock)).toEqual([0, 1000, 2000, 3000, 4000])
-        const pacer = yield* pacerFor({ key: "q", queriesPerMinute: 1 })
-        expect(pacer.inFlight).toBeDefined()
-        expect(pacer.tokens).toBeUndefined()
       }).pipe(Effect.provide(MockProvider.layer(mock)))
     })
 
     it.scoped("a 429 on a routed queue pauses that queue", () => {
       const mock = MockProvider.make("mock", {
         respond: () =>
-          // the first call (runRouted sends in any order) answers 429
-        mock.calls.length === 1 ? new RateLimitError({ message: "429", retryAfterMs: 3000 }) : "ok"
+          // the first call answers 429
+          mock.calls.length === 1 ? new RateLimitError({ message: "429", retryAfterMs: 3000 }) : "ok"
       })
       return Effect.gen(function*() {
-        const pacerFor = yield* Scheduler.pacerPool(yield* Effect.scope)
         const events: Array<Scheduler.SchedulerEvent> = []
-        const fiber = yield* Scheduler.runRouted(
-          Stream.fromIterable(records(3)),
-          () => ({ key: "judge/q", queriesPerMinute: 60 }),
-          pacerFor,
-          { maxAttempts: 3, timeout: "1 minute", onEvent: (e) => Effect.sync(() => events.push(e)) }
-        ).pipe(Stream.runCollect, Effect.fork)
+        const path = yield* RequestPath.make({
+          route: () => ({ key: "judge/q", queriesPerMinute: 60 }),
+          maxAttempts: 3,
+          timeout: "1 minute",
+          onEvent: (e) => Effect.sync(() => events.push(e))
+        })
+        const fiber = yield* Effect.forEach(records(3), (record) => path.send({ record }), { concurrency: "unbounded" }).pipe(
+          Effect.fork
+        )
         yield* TestClock.adjust("1 minute")
         yield* Fiber.join(fiber)
         expect(MockProvider.callTimes(mock)).toEqual([0, 3000, 4000, 5000])

@@ -474,10 +474,11 @@ export const make = (): Provider.Provider => {
 }
 
 /**
- * A provider registry holding only the Anthropic provider. A fresh provider (with its own
- * clients) is made each time the layer is built; building it never fails, even without keys.
+ * Installs the `anthropic` provider as its own registry entry (composes with other provider
+ * layers via `Layer.mergeAll`). A fresh provider (with its own clients) is made each time the
+ * layer is built; building it never fails, even without keys.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.suspend(() => Provider.registryLayer(make()))
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.suspend(() => Provider.layer(make()))

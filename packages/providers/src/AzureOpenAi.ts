@@ -95,10 +95,11 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
 )
 
 /**
- * A provider registry holding only the `azure-openai` API (a fresh provider per build).
- * Building it never fails: missing variables are `check` problems.
+ * Installs the `azure-openai` provider as its own registry entry (composes with other provider
+ * layers via `Layer.mergeAll`). A fresh provider per build; building it never fails: missing
+ * variables are `check` problems.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.registryLayerEffect(make)
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.layerEffect(make)

@@ -96,9 +96,10 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
 })
 
 /**
- * A provider registry holding only the `gemini` provider.
+ * Installs the `gemini` provider as its own registry entry (composes with other provider layers
+ * via `Layer.mergeAll`).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.registryLayerEffect(make)
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.layerEffect(make)

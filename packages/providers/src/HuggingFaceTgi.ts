@@ -94,10 +94,11 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
 )
 
 /**
- * A provider registry holding only the `huggingface-tgi` API (a fresh provider per build).
- * Building it never fails: a missing endpoint is a `check` problem.
+ * Installs the `huggingface-tgi` provider as its own registry entry (composes with other
+ * provider layers via `Layer.mergeAll`). A fresh provider per build; building it never fails: a
+ * missing endpoint is a `check` problem.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.registryLayerEffect(make)
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.layerEffect(make)

@@ -323,18 +323,19 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
 })
 
 /**
- * A provider registry holding only the `ollama` API, over an `HttpClient` the caller provides
- * (share one client between providers to share its connection pool).
+ * Installs the `ollama` provider as its own registry entry, over an `HttpClient` the caller
+ * provides (share one client between providers to share its connection pool).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerWithoutHttpClient: Layer.Layer<Provider.ProviderRegistry, never, HttpClient.HttpClient> = Provider
-  .registryLayerEffect(make)
+  .layerEffect(make)
 
 /**
- * A provider registry holding only the `ollama` API, over undici's `HttpClient` (one keep-alive
- * connection pool, closed when the layer is released).
+ * Installs the `ollama` provider as its own registry entry (composes with other provider layers
+ * via `Layer.mergeAll`), over undici's `HttpClient` (one keep-alive connection pool, closed when
+ * the layer is released).
  *
  * @since 0.1.0
  * @category layers

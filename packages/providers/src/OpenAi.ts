@@ -88,10 +88,11 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() =>
 )
 
 /**
- * A provider registry holding only the `openai` API (a fresh provider per build). Building it
- * never fails: a missing key is a `check` problem.
+ * Installs the `openai` provider as its own registry entry, so it composes with other provider
+ * layers (`Layer.mergeAll(OpenAi.layer, Anthropic.layer)` gives both). A fresh provider per
+ * build; building it never fails: a missing key is a `check` problem.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.registryLayerEffect(make)
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.layerEffect(make)

@@ -325,10 +325,11 @@ export const make = (): Provider.Provider => {
 }
 
 /**
- * A provider registry holding only the test API. A fresh provider (with its own attempt
- * counts) is made each time the layer is built.
+ * Installs the `test` provider as its own registry entry (composes with other provider layers
+ * via `Layer.mergeAll`). A fresh provider (with its own attempt counts) is made each time the
+ * layer is built.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.suspend(() => Provider.registryLayer(make()))
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.suspend(() => Provider.layer(make()))

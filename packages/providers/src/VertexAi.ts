@@ -183,10 +183,10 @@ export const make = (options: Options = {}): Effect.Effect<Provider.Provider> =>
   })
 
 /**
- * A provider registry holding only the `vertexai` provider, authenticating with Application
- * Default Credentials.
+ * Installs the `vertexai` provider as its own registry entry (composes with other provider
+ * layers via `Layer.mergeAll`), authenticating with Application Default Credentials.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.registryLayerEffect(make())
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.layerEffect(make())

@@ -1,6 +1,7 @@
 /**
  * @prompto/providers: the built-in providers, one module per API. Each module exports `make`
- * (a provider, or an effect building one) and `layer` (a registry holding just that provider).
+ * (a provider, or an effect building one) and `layer` (that provider as its own registry entry),
+ * so layers compose: `Layer.mergeAll(OpenAi.layer, Anthropic.layer)` installs both.
  *
  * @since 0.1.0
  */
@@ -63,14 +64,25 @@ export const makeAll: Effect.Effect<ReadonlyArray<Provider.Provider>, never, Htt
 ])
 
 /**
- * A provider registry holding every built-in provider, with one pooled Node HTTP client. Fresh
- * instances are made each time the layer is built. To add or override providers, build your
- * own registry: later providers with the same `api` replace earlier ones.
+ * Every built-in provider, each its own registry entry, with one pooled Node HTTP client shared
+ * by the HTTP-only ones (Ollama, Quart). Fresh instances are made each time the layer is built.
+ * It is `Layer.mergeAll` of the modules' layers, so pick a subset the same way
+ * (`Layer.mergeAll(OpenAi.layer, Anthropic.layer)`), and add or override providers by merging
+ * layers after it: a later layer for the same `api` wins
+ * (`Layer.merge(Providers.layer, MockProvider.layer(openaiMock))`).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.effect(
-  Provider.ProviderRegistry,
-  Effect.map(makeAll, (providers) => new Map(providers.map((provider) => [provider.api, provider])))
-).pipe(Layer.provide(NodeHttpClient.layerUndici))
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.mergeAll(
+  TestApi.layer,
+  OpenAi.layer,
+  AzureOpenAi.layer,
+  Anthropic.layer,
+  Gemini.layer,
+  VertexAi.layer,
+  HuggingFaceTgi.layer,
+  Layer.merge(Ollama.layerWithoutHttpClient, Quart.layerWithoutHttpClient).pipe(
+    Layer.provide(NodeHttpClient.layerUndici)
+  )
+)

@@ -457,7 +457,7 @@ describe("Anthropic", () => {
   describe("layer", () => {
     it.effect("registers the anthropic API, and builds without any key", () =>
       Effect.gen(function*() {
-        const registry = yield* Provider.ProviderRegistry
+        const registry = yield* Provider.registry
         expect([...registry.keys()]).toEqual([Anthropic.api])
         expect(registry.get("anthropic")!.api).toBe("anthropic")
       }).pipe(Effect.provide(Anthropic.layer), config([])))

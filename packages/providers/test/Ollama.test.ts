@@ -355,7 +355,7 @@ describe("Ollama", () => {
       Effect.gen(function*() {
         const server = yield* OllamaServer.make()
         const answer = yield* Effect.gen(function*() {
-          const registry = yield* Provider.ProviderRegistry
+          const registry = yield* Provider.registry
           expect([...registry.keys()]).toEqual(["ollama"])
           return yield* registry.get("ollama")!.query(record("hi"))
         }).pipe(Effect.provide(Ollama.layer), env({ OLLAMA_API_ENDPOINT: server.url }))

@@ -226,7 +226,7 @@ describe("Quart", () => {
       Effect.gen(function*() {
         const server = yield* QuartServer.make()
         const answer = yield* Effect.gen(function*() {
-          const registry = yield* Provider.ProviderRegistry
+          const registry = yield* Provider.registry
           expect([...registry.keys()]).toEqual(["quart"])
           return yield* registry.get("quart")!.query(record("hi"))
         }).pipe(Effect.provide(Quart.layer), env({ QUART_API_ENDPOINT: server.url }))

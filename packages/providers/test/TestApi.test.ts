@@ -294,7 +294,7 @@ describe("TestApi", () => {
   describe("layers", () => {
     it.effect("TestApi.layer registers the test API", () =>
       Effect.gen(function*() {
-        const registry = yield* Provider.ProviderRegistry
+        const registry = yield* Provider.registry
         expect([...registry.keys()]).toEqual(["test"])
         const provider = registry.get("test")!
         expect((yield* answer(provider, record("hi"))).response).toBe("This is a test response to: hi")
@@ -302,7 +302,7 @@ describe("TestApi", () => {
 
     it.effect("the package layer holds every built-in provider", () =>
       Effect.gen(function*() {
-        const registry = yield* Provider.ProviderRegistry
+        const registry = yield* Provider.registry
         expect([...registry.keys()].sort()).toEqual(["anthropic", "azure-openai", "gemini", "huggingface-tgi", "ollama", "openai", "quart", "test", "vertexai"])
         expect(registry.has(TestApi.api)).toBe(true)
         expect(TestApi.parametersDoc.map((doc) => doc.name)).toContain("latency_ms")

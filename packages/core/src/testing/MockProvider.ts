@@ -87,7 +87,9 @@ export const make = (api: string, options: MockOptions = {}): MockProvider => {
 }
 
 /**
- * A registry layer holding the given mock (or any) providers.
+ * Installs the given mock (or any) providers, one entry each, so it composes with real
+ * provider layers: `Layer.merge(Providers.layer, MockProvider.layer(openaiMock))`, or providing
+ * it inside `Providers.layer`, answers `openai` with the mock and every other API for real.
  *
  * @since 0.1.0
  * @category layers

@@ -20,7 +20,7 @@
 import { Clock, Deferred, Duration, Effect, Queue, Random, Schedule, type Scope } from "effect"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
-import * as TokenBudget from "./TokenBudget.js"
+import * as TokenBudget from "../TokenBudget.js"
 
 /**
  * The longest lag that is caught up; a longer one restarts the grid.
@@ -204,6 +204,8 @@ export interface Pause {
  */
 export interface Pacer {
   readonly take: Effect.Effect<void>
+  /** `take` ahead of every caller waiting in `take` (retries, later steps of a line). */
+  readonly takeUrgent: Effect.Effect<void>
   /**
    * Hands out no slot before `untilMillis` (clock time). A later pause extends the one in
    * force, an earlier one does not shorten it. Returns the end of the pause in force.
@@ -287,12 +289,19 @@ export const make = (
         return
       }
     })
-    const waiting = yield* Queue.unbounded<Deferred.Deferred<void>>()
-    // callers wait in line for the fiber that hands out the slots; `queued` counts the callers
-    // in line or being served, so a caller that finds none may claim a slot that is due already
-    // without the hand-off (at a high rate, most slots)
+    // callers wait in line for the fiber that hands out the slots: urgent ones (retries, the
+    // later steps of a line already started) before the others, each line in the order it
+    // formed. `signal` carries one item per waiter; `queued` counts the callers in line or being
+    // served, so a caller that finds none may claim a slot that is due already without the
+    // hand-off (at a high rate, most slots)
+    const signal = yield* Queue.unbounded<void>()
+    const urgent: Array<Deferred.Deferred<void>> = []
+    const normal: Array<Deferred.Deferred<void>> = []
     let queued = 0
-    yield* Queue.take(waiting).pipe(
+    // the waiter served next is chosen before its slot is waited for: one already waiting for
+    // a slot keeps it
+    yield* Queue.take(signal).pipe(
+      Effect.map(() => (urgent.shift() ?? normal.shift())!),
       Effect.tap(() => claimNext),
       Effect.flatMap((waiter) => Deferred.succeed(waiter, undefined)),
       Effect.zipRight(Effect.sync(() => queued--)),
@@ -307,11 +316,15 @@ export const make = (
       state.grid = slot.grid
       return true
     }
-    const take = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      claimDue(now) ? Effect.void : Effect.flatMap(Deferred.make<void>(), (waiter) => {
-        queued++
-        return Effect.zipRight(Queue.offer(waiting, waiter), Deferred.await(waiter))
-      }))
+    const takeFrom = (line: Array<Deferred.Deferred<void>>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        claimDue(now) ? Effect.void : Effect.flatMap(Deferred.make<void>(), (waiter) => {
+          queued++
+          line.push(waiter)
+          return Effect.zipRight(Queue.offer(signal, undefined), Deferred.await(waiter))
+        }))
+    const take = takeFrom(normal)
+    const takeUrgent = takeFrom(urgent)
 
     const extend = (until: number, now: number): boolean => {
       if (!(until > state.pausedUntil) || until <= now) return false
@@ -355,6 +368,7 @@ export const make = (
       : yield* TokenBudget.make(tokensPerMinute)
     return {
       take,
+      takeUrgent,
       pause,
       pauseFor,
       pausedUntil: Effect.sync(() => state.pausedUntil),

@@ -1,0 +1,207 @@
+/**
+ * The request path: the one service every provider call goes through, whether it is a line of
+ * the experiment, a step of a strategy, a judge prompt or a rephrase prompt. It routes a request
+ * to its queue (rate, token budget, concurrency, "slow down" pauses), sends it under the run's
+ * timeout, retries what may be retried, and returns the completed record. It never fails: an
+ * error the provider gave for good is a completed record with `error`.
+ *
+ * The seam for what later sits on the path (a response cache, a cost meter, a batch executor)
+ * is `Middleware`: a function from the next `Send` to a `Send`, applied outermost first, before
+ * the request waits for its queue. A middleware that answers by itself (a cache hit) takes no
+ * send slot; one that calls `next` sees the completed record (usage, latency) to meter it.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Either, FiberRef, Layer, type Scope } from "effect"
+import * as Dispatch from "./internal/dispatch.js"
+import * as RequestTimeout from "./internal/requestTimeout.js"
+import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
+import * as Provider from "./Provider.js"
+import type { SchedulerEvent, SchedulerOptions } from "./Scheduler.js"
+
+/**
+ * Where a request goes: its queue key and that queue's limits.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Route = Dispatch.Route
+
+/**
+ * One request: the record to send and, for a strategy, the name of the step it is.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Request {
+  readonly record: IdentifiedRecord
+  /** The strategy step (`sample 2`, `aggregate`, ...); absent for a line sent as it is. */
+  readonly step?: string | undefined
+  /** The queue to use instead of the one the path's `route` gives (a scheduler's own queues). */
+  readonly route?: Route | undefined
+  /**
+   * The request was counted in its queue's total before the run began (a plain line of the
+   * file); any other request announces itself with a `Queued` event.
+   */
+  readonly planned?: boolean | undefined
+}
+
+/**
+ * Sends a request and gives its completed record (never fails).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Send = (request: Request) => Effect.Effect<CompletedRecord>
+
+/**
+ * A layer of the request path: wraps the next `Send` (the cache, cost meter and batch executor
+ * go here).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Middleware = (next: Send) => Send
+
+/**
+ * The service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestPathService {
+  readonly send: Send
+  /** True once the run is stopping: new requests are given up without being sent. */
+  readonly stopping: () => boolean
+}
+
+/**
+ * The request path of the current run.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class RequestPath extends Context.Tag("@prompto/core/RequestPath")<RequestPath, RequestPathService>() {}
+
+/**
+ * How the path routes, paces and retries.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestPathOptions extends SchedulerOptions {
+  /** The queue of a request that names none (see `QueuePlan.route`). */
+  readonly route: (record: IdentifiedRecord) => Route
+  /** Wrappers of the path, outermost first. */
+  readonly middleware?: ReadonlyArray<Middleware> | undefined
+  /** Queues known in advance, made at once (others are made on first use). */
+  readonly queues?: ReadonlyArray<Route> | undefined
+}
+
+/**
+ * The line a request belongs to, as the line runner sees it (internal). A line's first request
+ * waits in its queue's line like any new work and, once admitted, lets the runner start another
+ * line; every later request of the line (a strategy's next step, its parallel samples) goes
+ * ahead of new lines, so lines already started finish first and memory stays bounded.
+ *
+ * @internal
+ */
+export interface LineTicket {
+  claimed: boolean
+  readonly admitted: Effect.Effect<void>
+}
+
+/**
+ * The current line's ticket (set by the line runner).
+ *
+ * @internal
+ */
+export const lineTicket: FiberRef.FiberRef<LineTicket | undefined> = FiberRef.unsafeMake<LineTicket | undefined>(
+  undefined
+)
+
+/**
+ * A further observer of the events of requests sent from this fiber (a linked run writes its
+ * requests' retries and errors to its own log).
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export const eventTap: FiberRef.FiberRef<((event: SchedulerEvent) => Effect.Effect<void>) | undefined> = FiberRef
+  .unsafeMake<((event: SchedulerEvent) => Effect.Effect<void>) | undefined>(undefined)
+
+/**
+ * Makes the path: pacers are made on first use per queue key and live as long as the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: RequestPathOptions
+): Effect.Effect<RequestPathService, never, Scope.Scope | Provider.ProviderRegistry> =>
+  Effect.gen(function*() {
+    const registry = yield* Provider.registry
+    const scope = yield* Effect.scope
+    const pacerFor = yield* Dispatch.pacerPool(scope, options)
+    // made now, so the first requests of a queue are served in the order they come
+    for (const route of options.queues ?? []) yield* pacerFor(route)
+    const timeout = yield* RequestTimeout.make(options.timeout)
+    const emit = options.onEvent ?? (() => Effect.void)
+    const stopping = options.stopping ?? (() => false)
+    const abandoned = (record: IdentifiedRecord): CompletedRecord =>
+      Dispatch.withResponse(record, Either.left(Dispatch.stoppedError), {
+        sentAt: 0,
+        receivedAt: 0,
+        attempts: 0,
+        maxAttempts: options.maxAttempts
+      })
+    const paced: Send = (request) =>
+      Effect.gen(function*() {
+        const { record } = request
+        if (stopping()) return abandoned(record)
+        const target = request.route ?? options.route(record)
+        const pacer = yield* pacerFor(target)
+        const tap = yield* FiberRef.get(eventTap)
+        const emitHere = tap === undefined ? emit : (event: SchedulerEvent) => Effect.zipRight(emit(event), tap(event))
+        if (request.planned !== true) {
+          yield* emitHere({ _tag: "Queued", queue: target.key, queriesPerMinute: target.queriesPerMinute, id: record.id })
+        }
+        const ticket = yield* FiberRef.get(lineTicket)
+        const first = ticket !== undefined && !ticket.claimed
+        if (first) ticket.claimed = true
+        yield* Dispatch.admit(record, pacer, !first)
+        if (first) yield* ticket.admitted
+        // a request admitted after a stop is not sent
+        if (stopping()) return abandoned(record)
+        return yield* Dispatch.dispatch(record, { key: target.key, pacer, timeout }, options, registry, emitHere)
+      })
+    const send = (options.middleware ?? []).reduceRight<Send>((next, middleware) => middleware(next), paced)
+    return { send, stopping }
+  })
+
+/**
+ * The path as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: RequestPathOptions): Layer.Layer<RequestPath, never, Provider.ProviderRegistry> =>
+  Layer.scoped(RequestPath, make(options))
+
+/**
+ * Sends a record through the current request path.
+ *
+ * @since 0.1.0
+ * @category sending
+ */
+export const send = (record: IdentifiedRecord, step?: string): Effect.Effect<CompletedRecord, never, RequestPath> =>
+  Effect.flatMap(RequestPath, (path) => path.send({ record, step }))
+
+/**
+ * Whether a completed record is a request given up by a graceful stop: it was not answered, and
+ * nothing built from it is written, so a resume sends it again.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isAbandoned = Dispatch.isAbandoned
