@@ -13,7 +13,7 @@ import * as DataFolder from "./DataFolder.js"
 import * as Output from "./Output.js"
 import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
 import { isSuccess } from "./PromptRecord.js"
-import * as Lines from "./internal/lines.js"
+import * as FanOut from "./internal/fanOut.js"
 import * as RequestPath from "./RequestPath.js"
 import * as RunSummary from "./RunSummary.js"
 import type * as Scheduler from "./Scheduler.js"
@@ -157,15 +157,17 @@ export const make = (
           ))
         )
         // the linked run's own log gets its requests' lines (retries, errors)
-        return Lines.runLines(
-          [{ feed: undefined, records: sent }],
-          (record) =>
+        // follow-ups of lines already answered: they go ahead of lines not yet sent in a shared
+        // queue (they carry no line ticket), so a line's judging is not held back by the rest
+        return FanOut.fanOut([{
+          records: sent,
+          admit: () => Effect.succeed(path.stopping() ? "stop" as const : "send" as const),
+          send: (record: IdentifiedRecord) =>
             Effect.map(
               Effect.locally(path.send({ record }), RequestPath.eventTap, onEvent),
               (completed) => (RequestPath.isAbandoned(completed) ? undefined : completed)
-            ),
-          { stopping: path.stopping }
-        ).pipe(
+            )
+        }]).pipe(
           Stream.mapEffect((record) => queryOptions?.complete?.(record) ?? Effect.succeed(record)),
           tapChunks((chunk) =>
             Effect.zipRight(
