@@ -44,6 +44,8 @@ export const describe = (error: unknown): string => {
       case "JudgeConfigError":
       case "RephraseConfigError":
         return `error: ${tagged.path}: ${tagged.message}`
+      case "StrategyConfigError":
+        return tagged.path === "" ? `error: ${tagged.message}` : `error: ${tagged.path}: ${tagged.message}`
       default:
         return `error: ${tagged.message ?? tagged._tag}`
     }

@@ -23,7 +23,8 @@ export const multiLetterShortFlags: Readonly<Record<string, string>> = {
   "-or": "--only-rephrase",
   "-jf": "--judge-folder",
   "-jt": "--judge-templates",
-  "-jp": "--judge-parser"
+  "-jp": "--judge-parser",
+  "-sf": "--strategy-folder"
 }
 
 /**

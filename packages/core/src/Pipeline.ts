@@ -26,7 +26,7 @@ import * as RunSummary from "./RunSummary.js"
 export interface PipelineOptions extends
   Pick<
     Experiment.RunOptions,
-    "dataFolder" | "maxQueries" | "maxAttempts" | "parallel" | "maxQueriesJson" | "timeout"
+    "dataFolder" | "maxQueries" | "maxAttempts" | "parallel" | "maxQueriesJson" | "timeout" | "strategies"
   >
 {
   /**
@@ -277,6 +277,7 @@ export const run = (
           parallel: options.parallel,
           maxQueriesJson: options.maxQueriesJson,
           timeout: options.timeout,
+          strategies: options.strategies,
           onEvent: (event) => {
             if (event._tag === "Started") started = event.files
             return options.onRunEvent === undefined ? Effect.void : options.onRunEvent(file, event)

@@ -18,6 +18,8 @@ export * as ExperimentFile from "./ExperimentFile.js"
 /** @since 0.1.0 */
 export * as Extract from "./Extract.js"
 /** @since 0.1.0 */
+export * as GracefulStop from "./GracefulStop.js"
+/** @since 0.1.0 */
 export * as Judge from "./Judge.js"
 /** @since 0.1.0 */
 export * as LinkedRun from "./LinkedRun.js"
@@ -40,13 +42,25 @@ export * as QueuePlan from "./QueuePlan.js"
 /** @since 0.1.0 */
 export * as Rephrase from "./Rephrase.js"
 /** @since 0.1.0 */
+export * as RequestPath from "./RequestPath.js"
+/** @since 0.1.0 */
 export * as Resume from "./Resume.js"
+/** @since 0.1.0 */
+export * as RetryPolicy from "./RetryPolicy.js"
+/** @since 0.1.0 */
+export * as RunEvents from "./RunEvents.js"
+/** @since 0.1.0 */
+export * as RunPlan from "./RunPlan.js"
 /** @since 0.1.0 */
 export * as RunSummary from "./RunSummary.js"
 /** @since 0.1.0 */
 export * as Scorer from "./Scorer.js"
 /** @since 0.1.0 */
 export * as Scheduler from "./Scheduler.js"
+/** @since 0.1.0 */
+export * as Strategy from "./Strategy.js"
+/** @since 0.1.0 */
+export * as StrategySpec from "./StrategySpec.js"
 /** @since 0.1.0 */
 export * as Template from "./Template.js"
 /** @since 0.1.0 */

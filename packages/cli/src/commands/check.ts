@@ -6,7 +6,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
-import { DataFolder, ExperimentCheck, Provider } from "@prompto/core"
+import { DataFolder, ExperimentCheck, Provider, StrategySpec } from "@prompto/core"
 import * as Providers from "@prompto/providers"
 import { Console, Effect, Option } from "effect"
 import { CommandFailed } from "../CliError.js"
@@ -30,13 +30,19 @@ export const command = Command.make("check", {
   envFile: SharedOptions.envFile,
   logFile,
   dataFolder: SharedOptions.dataFolder,
-  moveToInput: SharedOptions.moveToInput
+  moveToInput: SharedOptions.moveToInput,
+  strategyFolder: Options.text("strategy-folder").pipe(
+    Options.withAlias("sf"),
+    Options.optional,
+    Options.withDescription("A strategy folder whose named strategies lines may use (see prompto run --strategy-folder).")
+  )
 }, (flags) =>
   Effect.gen(function*() {
     const env = yield* EnvFile.load(flags.envFile)
     if (env.warning !== undefined) yield* Console.error(`warning: ${env.warning}`)
     const path = yield* Path.Path
-    const report = yield* ExperimentCheck.check(flags.file).pipe(
+    const strategies = yield* StrategySpec.load({ folder: Option.getOrUndefined(flags.strategyFolder) })
+    const report = yield* ExperimentCheck.check(flags.file, { strategies }).pipe(
       Effect.locally(Provider.mediaFolder, path.join(path.resolve(flags.dataFolder), "media")),
       Effect.provide(Providers.layer),
       Effect.withConfigProvider(env.provider)

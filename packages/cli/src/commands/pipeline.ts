@@ -5,9 +5,9 @@
  * @since 0.1.0
  */
 import { Command, Options } from "@effect/cli"
-import { Pipeline } from "@prompto/core"
+import { Pipeline, StrategySpec } from "@prompto/core"
 import * as Providers from "@prompto/providers"
-import { Console, Effect } from "effect"
+import { Console, Effect, Option } from "effect"
 import * as Progress from "../Progress.js"
 import * as SharedOptions from "../SharedOptions.js"
 import { loadSetup, options as runOptions, queueSettings } from "./run.js"
@@ -26,6 +26,8 @@ export const options = {
   parallel: runOptions.parallel,
   maxQueriesJson: runOptions.maxQueriesJson,
   timeout: runOptions.timeout,
+  strategy: runOptions.strategy,
+  strategyFolder: runOptions.strategyFolder,
   once: Options.boolean("once").pipe(
     Options.withDescription("Run the files in input/ (and any added meanwhile), then exit instead of waiting for more.")
   )
@@ -48,8 +50,13 @@ export const command = Command.make("pipeline", options, (flags) =>
       progress = undefined
       return current === undefined ? Effect.void : current.stop
     })
+    const strategies = yield* StrategySpec.load({
+      folder: Option.getOrUndefined(flags.strategyFolder),
+      strategy: Option.getOrUndefined(flags.strategy)
+    })
     yield* Pipeline.run({
       ...queueSettings(flags, rates),
+      strategies,
       stopWhenIdle: flags.once,
       onEvent: (event) =>
         Effect.gen(function*() {

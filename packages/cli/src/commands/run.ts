@@ -5,7 +5,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
-import { Evaluation, Experiment, Metrics, QueuePlan, RunSummary } from "@prompto/core"
+import { Evaluation, Experiment, Metrics, QueuePlan, RunSummary, StrategySpec } from "@prompto/core"
 import * as Providers from "@prompto/providers"
 import { Console, Duration, Effect, Option } from "effect"
 import * as CliError from "../CliError.js"
@@ -105,6 +105,21 @@ const rephraseParser = Options.text("rephrase-parser").pipe(
 const removeOriginal = Options.boolean("remove-original").pipe(
   Options.withAlias("ro"),
   Options.withDescription("With rephrasing: send only the rephrased prompts, not the originals.")
+)
+const strategy = Options.text("strategy").pipe(
+  Options.optional,
+  Options.withDescription(
+    "The strategy of lines that name none: basic, two_turn, self_consistency, mixture_of_agents, critique, best_of, " +
+      "a name from --strategy-folder, or a .json file holding a strategy object."
+  )
+)
+const strategyFolder = Options.text("strategy-folder").pipe(
+  Options.withAlias("sf"),
+  Options.optional,
+  Options.withDescription(
+    "A strategy folder: settings.json of named strategies, and templates (aggregate.txt, critique.txt, rewrite.txt, " +
+      "extract.txt, select.txt) replacing the defaults."
+  )
 )
 const onlyRephrase = Options.boolean("only-rephrase").pipe(
   Options.withAlias("or"),
@@ -263,7 +278,9 @@ export const options = {
   rephraseModel,
   rephraseParser,
   removeOriginal,
-  onlyRephrase
+  onlyRephrase,
+  strategy,
+  strategyFolder
 }
 
 /**
@@ -344,6 +361,10 @@ export const command = Command.make("run", options, (flags) =>
       // scorers, judges and rephrasers are loaded and checked before anything is sent
       const evaluation = yield* Evaluation.make({ ...evaluationFlags, loadModule: loadScorerModule })
       for (const line of evaluation.description) yield* Console.error(line)
+      const strategies = yield* StrategySpec.load({
+        folder: Option.getOrUndefined(flags.strategyFolder),
+        strategy: Option.getOrUndefined(flags.strategy)
+      })
       const stop = yield* Signals.gracefulStop
       const common = {
         ...queueSettings(flags, rates),
@@ -352,6 +373,7 @@ export const command = Command.make("run", options, (flags) =>
         skipInvalid: flags.skipInvalid,
         outputAsCsv: flags.outputAsCsv,
         stages: evaluation.stages,
+        strategies,
         onEvent: (event: Experiment.RunEvent) =>
           event._tag === "Started"
             ? Effect.zipRight(
