@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Duration, Effect, Either, Exit, Schema, type Scope, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Schema, type Scope, Stream } from "effect"
 import * as DataFolder from "./DataFolder.js"
 import * as ExperimentCheck from "./ExperimentCheck.js"
 import * as ExperimentFile from "./ExperimentFile.js"
@@ -23,12 +23,13 @@ import * as QueuePlan from "./QueuePlan.js"
 import * as Resume from "./Resume.js"
 import * as RunSummary from "./RunSummary.js"
 import * as GracefulStop from "./GracefulStop.js"
+import * as LineProgram from "./internal/lineProgram.js"
 import * as Lines from "./internal/lines.js"
 import * as RequestPath from "./RequestPath.js"
 import * as RunEvents from "./RunEvents.js"
 import * as RunPlan from "./RunPlan.js"
 import type * as Scheduler from "./Scheduler.js"
-import * as Strategy from "./Strategy.js"
+import type * as Strategy from "./Strategy.js"
 import * as StrategySpec from "./StrategySpec.js"
 
 /**
@@ -147,6 +148,11 @@ export interface RunOptions<E = never, R = never> {
    * that name none (see `StrategySpec.load`). Default: the built-ins, and `basic`.
    */
   readonly strategies?: StrategySpec.StrategySetup | undefined
+  /**
+   * The strategy of lines that name none, as a value (`Strategy.selfConsistency({ ... })`); it
+   * takes precedence over `strategies.default`.
+   */
+  readonly strategy?: Strategy.Strategy | undefined
   /** Layers of the request path (a cache, a cost meter), outermost first. */
   readonly middleware?: ReadonlyArray<RequestPath.Middleware> | undefined
 }
@@ -434,6 +440,7 @@ const planRun = (options: RunOptions<any, any>, prepared: Prepared, placed: Plac
       displayName,
       queuePlan: prepared.queuePlan,
       strategies: prepared.strategies,
+      strategyByDefault: options.strategy !== undefined,
       done: done === undefined ? undefined : (record) => done.has(Resume.idKey(record.id))
     })
     const { report } = plan
@@ -545,24 +552,6 @@ const logStart = (log: Output.RunLog, context: {
     for (const warning of report.warnings) yield* log.write(`Warning: ${ExperimentFile.formatProblem(warning)}`)
   })
 
-/**
- * The program of one line: sent as it is, or its strategy run over the request path. A line a
- * stop cut short gives `undefined` (not written).
- */
-const lineProgram = (path: RequestPath.RequestPathService, strategies: StrategySpec.StrategySetup) => {
-  const strategyOf = StrategySpec.resolver(strategies)
-  return (line: IdentifiedRecord, route: RequestPath.Route | undefined): Effect.Effect<CompletedRecord | undefined> => {
-    const strategy = strategyOf(line)
-    if (Either.isRight(strategy) && strategy.right !== undefined) {
-      return Effect.provideService(Strategy.runLine(strategy.right, line), RequestPath.RequestPath, path)
-    }
-    return Effect.map(
-      path.send({ record: line, route, planned: route !== undefined }),
-      (completed) => (RequestPath.isAbandoned(completed) ? undefined : completed)
-    )
-  }
-}
-
 const runScoped = <E, R>(
   options: RunOptions<E, R>,
   resumeFrom?: string
@@ -629,7 +618,7 @@ const runScoped = <E, R>(
       Context.add(RequestPath.RequestPath, requestPath)
     )
     const withServices = <A, E1, R1>(stream: Stream.Stream<A, E1, R1>) => Stream.provideSomeContext(stream, services)
-    const program = lineProgram(requestPath, prepared.strategies)
+    const program = LineProgram.make(requestPath, prepared.strategies, options.strategy)
 
     const decodeChecked = (entry: ExperimentFile.RawEntry): IdentifiedRecord => {
       const decoded = ExperimentFile.decode(displayName, entry)

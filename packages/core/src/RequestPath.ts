@@ -99,15 +99,17 @@ export interface RequestPathOptions extends SchedulerOptions {
 }
 
 /**
- * The line a request belongs to, as the line runner sees it (internal). A line's first request
- * waits in its queue's line like any new work and, once admitted, lets the runner start another
- * line; every later request of the line (a strategy's next step, its parallel samples) goes
- * ahead of new lines, so lines already started finish first and memory stays bounded.
+ * The line a request belongs to, as the line runner sees it (internal). A line's requests made
+ * before its first one is admitted (its first step, or its parallel samples) wait in their
+ * queue's line like any new work; the first one admitted lets the runner start another line.
+ * Every request the line makes after that (a strategy's next step) goes ahead of new lines, so
+ * lines already started finish first and memory stays bounded.
  *
  * @internal
  */
 export interface LineTicket {
-  claimed: boolean
+  /** 0: no request yet; 1: the first is waiting for its slot; 2: the first was admitted. */
+  state: 0 | 1 | 2
   readonly admitted: Effect.Effect<void>
 }
 
@@ -167,10 +169,13 @@ export const make = (
           yield* emitHere({ _tag: "Queued", queue: target.key, queriesPerMinute: target.queriesPerMinute, id: record.id })
         }
         const ticket = yield* FiberRef.get(lineTicket)
-        const first = ticket !== undefined && !ticket.claimed
-        if (first) ticket.claimed = true
-        yield* Dispatch.admit(record, pacer, !first)
-        if (first) yield* ticket.admitted
+        const first = ticket !== undefined && ticket.state === 0
+        if (first) ticket.state = 1
+        yield* Dispatch.admit(record, pacer, ticket === undefined || ticket.state === 2)
+        if (first) {
+          ticket.state = 2
+          yield* ticket.admitted
+        }
         // a request admitted after a stop is not sent
         if (stopping()) return abandoned(record)
         return yield* Dispatch.dispatch(record, { key: target.key, pacer, timeout }, options, registry, emitHere)

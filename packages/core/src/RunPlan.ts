@@ -84,6 +84,8 @@ export const make = (file: string, options: {
   readonly queuePlan: QueuePlan.QueuePlan
   readonly done?: ((record: IdentifiedRecord) => boolean) | undefined
   readonly strategies?: StrategySpec.StrategySetup | undefined
+  /** Lines that name no strategy run one given in code (so they are not single requests). */
+  readonly strategyByDefault?: boolean | undefined
 }): Effect.Effect<RunPlan, ExperimentFile.ExperimentFileError, FileSystem.FileSystem | ProviderRegistry> =>
   Effect.gen(function*() {
     const assignment = new Assignment()
@@ -117,7 +119,9 @@ export const make = (file: string, options: {
         }
         totals[index]!++
         const strategy = strategyOf(verdict.record)
-        if (strategy._tag === "Right" && strategy.right === undefined) requests[index]!++
+        const plain = strategy._tag === "Right" && strategy.right === undefined &&
+          !(options.strategyByDefault === true && verdict.record.strategy === undefined)
+        if (plain) requests[index]!++
         assignment.set(verdict.ordinal, index)
       }
     })

@@ -13,6 +13,7 @@
  */
 import { type Duration, Effect, Stream } from "effect"
 import * as FanOut from "./internal/fanOut.js"
+import * as LineProgram from "./internal/lineProgram.js"
 import * as Lines from "./internal/lines.js"
 import type { RateLimitBackoff } from "./internal/pacer.js"
 import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
@@ -20,6 +21,8 @@ import type { ProviderRegistry } from "./Provider.js"
 import type { ProviderError, RateLimitError } from "./ProviderError.js"
 import * as RequestPath from "./RequestPath.js"
 import type { RetryBackoff } from "./RetryPolicy.js"
+import type * as Strategy from "./Strategy.js"
+import type * as StrategySpec from "./StrategySpec.js"
 
 export {
   /** @since 0.1.0 */
@@ -112,6 +115,16 @@ export interface SchedulerOptions {
    * is full, so memory stays bounded however long the file and however fast the API.
    */
   readonly backlog?: number | undefined
+  /**
+   * With `run`: each record is a line whose strategy (its `strategy` key, else `strategy`)
+   * runs over the request path; its sub-requests go to the queues their api and model route
+   * to (`route`, default: the line's own queue).
+   */
+  readonly strategy?: Strategy.Strategy | undefined
+  /** With `run`: the strategies lines may name (a folder's), and the default. */
+  readonly strategies?: StrategySpec.StrategySetup | undefined
+  /** With `run`: where a strategy's sub-request goes (default: the first queue). */
+  readonly route?: ((record: IdentifiedRecord) => RequestPath.Route) | undefined
 }
 
 /**
@@ -152,17 +165,13 @@ export const run = <E, R>(
     const first = routes.values().next().value
     const path = yield* RequestPath.make({
       ...options,
-      route: () => first ?? { key: "default", queriesPerMinute: 1 },
+      route: options.route ?? (() => first ?? { key: "default", queriesPerMinute: 1 }),
       queues: [...routes.values()]
     })
     const stopping = options.stopping ?? (() => false)
     return Lines.runLines(
       queues.map((queue) => ({ feed: routes.get(queue.key)!, records: queue.records })),
-      (record, route) =>
-        Effect.map(
-          path.send({ record, route, planned: true }),
-          (completed) => (RequestPath.isAbandoned(completed) ? undefined : completed)
-        ),
+      LineProgram.make(path, options.strategies, options.strategy),
       { stopping, backlog: options.backlog }
     )
   }))

@@ -123,14 +123,24 @@ export interface Participant extends ModelRef {
 // steps
 // -----------------------------------------------------------------------------
 
-/** The steps of the line being run, in the order they were started. */
+/** The steps of the line being run. */
 interface StepLog {
-  readonly steps: Array<{ readonly order: number; readonly record: CompletedRecord; readonly step: string }>
+  readonly steps: Array<{ readonly order: ReadonlyArray<number>; readonly record: CompletedRecord; readonly step: string }>
+}
+
+/**
+ * Where in the program a step is: the name prefix and the position of its part, so steps are
+ * listed in the program's order (a part's steps together, parts in the order they began), not
+ * in whatever order parallel fibers happened to run.
+ */
+interface StepScope {
+  readonly prefix: string
+  readonly order: ReadonlyArray<number>
   next: number
 }
 
 const stepLog = FiberRef.unsafeMake<StepLog | undefined>(undefined)
-const stepPrefix = FiberRef.unsafeMake<string>("")
+const stepScope = FiberRef.unsafeMake<StepScope>({ prefix: "", order: [], next: 0 })
 
 /**
  * Names a part of a program: the steps inside are named `<name>/<step>`.
@@ -139,7 +149,17 @@ const stepPrefix = FiberRef.unsafeMake<string>("")
  * @category steps
  */
 export const step = (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(FiberRef.get(stepPrefix), (prefix) => Effect.locally(effect, stepPrefix, `${prefix}${name}/`))
+  Effect.flatMap(FiberRef.get(stepScope), (parent) =>
+    Effect.locally(effect, stepScope, {
+      prefix: `${parent.prefix}${name}/`,
+      order: [...parent.order, parent.next++],
+      next: 0
+    }))
+
+const compareOrder = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!
+  return a.length - b.length
+}
 
 /** The keys of a line that a sub-request keeps (the rest stay on the line's record). */
 const requestKeys = ["api", "model_name", "prompt", "parameters", "group", "mode", "safety_filter"] as const
@@ -181,10 +201,10 @@ export const generate = (
   name: string
 ): Effect.Effect<CompletedRecord, StepError, RequestPath.RequestPath> =>
   Effect.gen(function*() {
-    const prefix = yield* FiberRef.get(stepPrefix)
+    const scope = yield* FiberRef.get(stepScope)
     const log = yield* FiberRef.get(stepLog)
-    const stepName = `${prefix}${name}`
-    const order = log === undefined ? 0 : log.next++
+    const stepName = `${scope.prefix}${name}`
+    const order = [...scope.order, scope.next++]
     const path = yield* RequestPath.RequestPath
     const completed = yield* path.send({ record: { ...record, id: `${String(record.id)}#${stepName}` }, step: stepName })
     if (RequestPath.isAbandoned(completed)) return yield* new StepAbandoned({ step: stepName })
@@ -576,12 +596,15 @@ export const runLine = (
   line: IdentifiedRecord
 ): Effect.Effect<CompletedRecord | undefined, never, RequestPath.RequestPath> =>
   Effect.gen(function*() {
-    const log: StepLog = { steps: [], next: 0 }
+    const log: StepLog = { steps: [] }
     const startedAt = yield* Clock.currentTimeMillis
-    const result = yield* Effect.either(Effect.locally(strategy.run(line), stepLog, log))
+    const result = yield* Effect.either(strategy.run(line).pipe(
+      Effect.locally(stepLog, log),
+      Effect.locally(stepScope, { prefix: "", order: [], next: 0 })
+    ))
     const finishedAt = yield* Clock.currentTimeMillis
     if (result._tag === "Left" && result.left._tag === "StepAbandoned") return undefined
-    const ordered = [...log.steps].sort((a, b) => a.order - b.order)
+    const ordered = [...log.steps].sort((a, b) => compareOrder(a.order, b.order))
     const usage: Record<string, number> = {}
     let attempts = 0
     for (const { record } of ordered) {

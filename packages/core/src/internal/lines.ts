@@ -7,7 +7,7 @@
  */
 import { Effect, Stream } from "effect"
 import type { CompletedRecord, IdentifiedRecord } from "../PromptRecord.js"
-import { lineTicket } from "../RequestPath.js"
+import { type LineTicket, lineTicket } from "../RequestPath.js"
 import { fanOut } from "./fanOut.js"
 
 /**
@@ -57,7 +57,7 @@ export const runLines = <F, E, R, R2>(
             return waiting.release(1)
           })
           return program(line, feed).pipe(
-            Effect.locally(lineTicket, { claimed: false, admitted: release }),
+            Effect.locally(lineTicket, { state: 0, admitted: release } satisfies LineTicket as LineTicket),
             Effect.ensuring(release)
           )
         }
