@@ -13,7 +13,7 @@ import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { describe, it } from "vitest"
+import { describe, type ExpectStatic, it } from "vitest"
 import * as GeminiServer from "../packages/providers/test/servers/GeminiServer.js"
 import * as OpenAiServer from "../packages/providers/test/servers/OpenAiServer.js"
 import { childEnv, readJsonl, runFilesOf, stripAnsi, tempDirs } from "./e2e/cliHarness.js"
@@ -38,6 +38,9 @@ const models = {
   gemini: "gemini-1.5-flash",
   geminiPro: "gemini-1.5-pro"
 } as const
+
+/** The Anthropic API requires `max_tokens`. */
+const anthropicParameters = { max_tokens: 256 }
 
 /** The marker of a line: every request of the line repeats it. */
 const ref = (id: string): string => `(ref ${id})`
@@ -291,13 +294,13 @@ describe("strategies from the CLI", () => {
       }
       const lines: ReadonlyArray<Json> = [
         { id: "sc", api: "openai", model_name: models.openai, prompt: "Is 17 prime?", strategy: { name: "self_consistency", samples: 3 } },
-        { id: "tt", api: "anthropic", model_name: models.anthropic, prompt: "What is the capital of Peru?", strategy: "two_turn" },
+        { id: "tt", api: "anthropic", model_name: models.anthropic, prompt: "What is the capital of Peru?", parameters: anthropicParameters, strategy: "two_turn" },
         {
           id: "cr",
           api: "gemini",
           model_name: models.gemini,
           prompt: "Explain tides in one sentence.",
-          strategy: { name: "critique", rounds: 2, critic: { api: "anthropic", model_name: models.anthropic } }
+          strategy: { name: "critique", rounds: 2, critic: { api: "anthropic", model_name: models.anthropic, parameters: anthropicParameters } }
         },
         {
           id: "bo",
@@ -307,7 +310,15 @@ describe("strategies from the CLI", () => {
           group: "g1",
           strategy: { name: "best_of", samples: 2, aggregator: { api: "gemini", model_name: models.geminiPro } }
         },
-        { id: "moa", api: "anthropic", model_name: models.anthropic, prompt: "Why is the sky blue?", group: "g2", strategy: moa },
+        {
+          id: "moa",
+          api: "anthropic",
+          model_name: models.anthropic,
+          prompt: "Why is the sky blue?",
+          parameters: anthropicParameters,
+          group: "g2",
+          strategy: moa
+        },
         {
           id: "moa2",
           api: "gemini",
@@ -323,7 +334,7 @@ describe("strategies from the CLI", () => {
           }
         },
         { id: "d-openai", api: "openai", model_name: models.openai, prompt: "Say hello." },
-        { id: "d-anthropic", api: "anthropic", model_name: models.anthropic, prompt: "Say goodbye.", group: "g1" },
+        { id: "d-anthropic", api: "anthropic", model_name: models.anthropic, prompt: "Say goodbye.", parameters: anthropicParameters, group: "g1" },
         { id: "d-gemini", api: "gemini", model_name: models.gemini, prompt: "Say thanks." },
         { id: "plain", api: "openai", model_name: models.openai, prompt: "Count to three.", strategy: "basic" }
       ].map((line) => ({ ...line, prompt: `${String(line.prompt)} ${ref(String(line.id))}` }))
@@ -409,7 +420,7 @@ describe("strategies from the CLI", () => {
       const critiqueTemplate = "HOUSE CRITIC: find the one weakest claim.\nQ: {INPUT_PROMPT}\nA: {OUTPUT_RESPONSE}\n"
       fs.writeFileSync(path.join(folder, "critique.txt"), critiqueTemplate)
       const lines: ReadonlyArray<Json> = [
-        { id: "sc3", api: "openai", model_name: models.openai, prompt: `What is 40 plus 2? ${ref("sc3")}`, strategy: "sc3" },
+        { id: "named", api: "openai", model_name: models.openai, prompt: `What is 40 plus 2? ${ref("named")}`, strategy: "sc3" },
         { id: "cr", api: "gemini", model_name: models.gemini, prompt: `Why do cats purr? ${ref("cr")}`, strategy: "critique" }
       ]
       writeJsonl(path.join(dir, "folder.jsonl"), lines)
@@ -421,7 +432,7 @@ describe("strategies from the CLI", () => {
       )
       expect(result.status, describeResult(result)).toBe(0)
       const completed = completedRecords(dir, "folder")
-      expect(completed.map((record) => String(record.id)).sort()).toEqual(["cr", "sc3"])
+      expect(completed.map((record) => String(record.id)).sort()).toEqual(["cr", "named"])
       const byId = new Map(completed.map((record) => [String(record.id), record]))
       const all = received(servers)
       for (const line of lines) {
@@ -433,7 +444,7 @@ describe("strategies from the CLI", () => {
       }
       expect(requestCounts(servers)).toMatchObject({ openai: 3, gemini: 3, anthropic: 0 })
       // sc3's last_number: the last number of each sample ("Answer to: What is 40 plus 2? ...")
-      expect(byId.get("sc3")!.answer).toBe("2")
+      expect(byId.get("named")!.answer).toBe("2")
       // the critic's prompt as the server received it starts with the folder's template
       const templateHead = critiqueTemplate.slice(0, critiqueTemplate.indexOf("{INPUT_PROMPT}"))
       const critiques = all.filter((request) => request.raw.includes(ref("cr")) && request.text.startsWith(templateHead))
@@ -453,7 +464,7 @@ describe("strategies from the CLI", () => {
       writeJsonl(path.join(dir, "bad.jsonl"), [
         { id: "ok", api: "openai", model_name: models.openai, prompt: "fine" },
         { id: "zero", api: "openai", model_name: models.openai, prompt: "zero samples", strategy: { name: "self_consistency", samples: 0 } },
-        { id: "nope", api: "anthropic", model_name: models.anthropic, prompt: "unknown strategy", strategy: "nope" }
+        { id: "nope", api: "anthropic", model_name: models.anthropic, prompt: "unknown strategy", parameters: anthropicParameters, strategy: "nope" }
       ])
       const checked = await prompto(dir, ["check", "-f", "bad.jsonl", "-e", ".env"], servers.processEnv)
       expect(checked.status, describeResult(checked)).not.toBe(0)
@@ -488,11 +499,12 @@ describe("strategies stopped and resumed", () => {
 
   /** Loopback servers with the OpenAI API behind a slow proxy. */
   const withSlowOpenAi = async <A>(body: (proxy: SlowProxy.SlowProxy, servers: Loopback.Servers, dir: string) => Promise<A>) =>
-    withServers(async (servers) => {
+    withServers(async (servers, dir) => {
       const proxy = await SlowProxy.start(servers.openai.url, slowMs)
       try {
         const env = { ...servers.env, OPENAI_BASE_URL: `${proxy.url}/v1` }
-        return await body(proxy, { ...servers, env, processEnv: { ...servers.processEnv, ...env } }, setUp(env))
+        fs.writeFileSync(path.join(dir, ".env"), Loopback.envFileText(env))
+        return await body(proxy, { ...servers, env, processEnv: { ...servers.processEnv, ...env } }, dir)
       } finally {
         await proxy.close()
       }
@@ -519,7 +531,7 @@ describe("strategies stopped and resumed", () => {
 
   /** After the resume: every id once, 3 steps each; only lines unfinished before were sent again, once each. */
   const expectResumedWhole = (
-    expect: Parameters<Parameters<typeof it>[1]>[0]["expect"],
+    expect: ExpectStatic,
     dir: string,
     proxy: SlowProxy.SlowProxy,
     doneBefore: ReadonlySet<string>,

@@ -581,6 +581,7 @@ const runScoped = <E, R>(
         : [],
       startedAt
     )
+    if (inputStage === undefined) stats.lines = plan.queues.reduce((sum, queue) => sum + queue.total, 0)
     yield* logStart(log, { placed, plan, prepared, inputStage })
     const events = yield* openEvents(options, log, stats)
     yield* events.publish({ _tag: "Started", files, stats, report })

@@ -38,6 +38,11 @@ export interface RunStats {
   readonly queues: Map<string, QueueStats>
   /** Records written as errors without being sent (invalid lines under `--skip-invalid`). */
   skipped: number
+  /**
+   * Lines of the experiment to send, when it differs from the requests (strategies make
+   * several requests a line).
+   */
+  lines?: number | undefined
   readonly startedAt: number
   finishedAt: number | undefined
 }
@@ -149,7 +154,9 @@ export const format = (stats: RunStats): ReadonlyArray<string> => {
   const t = totals(stats)
   const wall = ((stats.finishedAt ?? stats.startedAt) - stats.startedAt) / 1000
   const lines = [
-    `prompts: ${t.total + t.skipped}  succeeded: ${t.succeeded}  failed: ${t.failed}` +
+    (stats.lines !== undefined && stats.lines !== t.total
+      ? `prompts: ${stats.lines + t.skipped}  requests: ${t.total}  succeeded: ${t.succeeded}  failed: ${t.failed}`
+      : `prompts: ${t.total + t.skipped}  succeeded: ${t.succeeded}  failed: ${t.failed}`) +
     (t.skipped > 0 ? `  invalid (not sent): ${t.skipped}` : "") +
     `  attempts: ${t.sent}  retries: ${t.retries}` +
     (t.pauses > 0 ? `  rate-limit pauses: ${t.pauses}` : "") +

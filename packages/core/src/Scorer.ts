@@ -60,13 +60,15 @@ export class ScorerNotFound extends Schema.TaggedError<ScorerNotFound>()("Scorer
 // -----------------------------------------------------------------------------
 
 /**
- * The text a scorer compares: the response if it is a string; the last turn of a multi-turn
- * response (a list of strings); otherwise the response as JSON.
+ * The text a scorer compares: a strategy's extracted `answer` when the record has one (`""`
+ * when its extraction failed); else the response if it is a string; the last turn of a
+ * multi-turn response (a list of strings); otherwise the response as JSON.
  *
  * @since 0.1.0
  * @category utils
  */
 export const responseText = (record: CompletedRecord): string => {
+  if (record.answer !== undefined) return record.answer === null ? "" : typeof record.answer === "string" ? record.answer : JSON.stringify(record.answer)
   const response = record.response
   if (typeof response === "string") return response
   if (Array.isArray(response) && response.length > 0 && response.every((turn) => typeof turn === "string")) {

@@ -281,3 +281,13 @@ describe("Scorer.resolve", () => {
       }))
   })
 })
+
+describe("scorers and strategies", () => {
+  it("compare a strategy's extracted answer when there is one", () => {
+    const base = { id: 1, api: "test", model_name: "m", prompt: "p", expected_response: "42" }
+    expect(Scorer.responseText({ ...base, response: "The answer is 42.", answer: "42" })).toBe("42")
+    expect(Scorer.responseText({ ...base, response: "no idea", answer: null })).toBe("")
+    expect(Scorer.match.score({ ...base, response: "The answer is 42.", answer: "42" })).toBe(true)
+    expect(Scorer.match.score({ ...base, response: "42", answer: null })).toBe(false)
+  })
+})
