@@ -9,6 +9,7 @@ import * as Providers from "@prompto/providers"
 import * as Evaluate from "../examples/evaluate.js"
 import * as MockPipeline from "../examples/mock-pipeline.js"
 import * as RunFromCode from "../examples/run-from-code.js"
+import * as Strategies from "../examples/strategies.js"
 
 describe("examples", () => {
   it.live("mock-pipeline.ts scores the mocked responses", () =>
@@ -71,4 +72,45 @@ describe("examples", () => {
       expect(all.length).toBe(4)
       expect(mock.calls.length).toBe(6 + 12)
     }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.live("strategies.ts runs every line's strategy on the test API: one completed line each, with its steps", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prompto-example-"))
+      const result = yield* Strategies.program(dir).pipe(Effect.provide(Providers.layer))
+      const completed = new Map(readJsonl(result.files.completed).map((record) => [record.id, record]))
+      const steps = (id: string) => (completed.get(id)!.steps as ReadonlyArray<unknown> | undefined)?.length
+      // self-consistency 5; two proposers + a self-consistent (3) proposer + the aggregator;
+      // answer, critique, rewrite; two turns; three samples + the pick; the default: 3 × two turns
+      expect([...completed.keys()].sort()).toEqual(["capital", "default", "haiku", "plain", "prime", "sky", "sum"])
+      expect(["sum", "prime", "sky", "capital", "haiku", "default"].map(steps)).toEqual([5, 6, 3, 2, 4, 6])
+      expect(steps("plain")).toBeUndefined()
+      expect(completed.get("sum")!.answer).toBe("23")
+      // the folder's critique template reached the critic
+      const critique = (completed.get("sky")!.steps as ReadonlyArray<{ step: string; prompt: string; model_name: string }>)[1]!
+      expect(critique).toMatchObject({ step: "critique", model_name: "large" })
+      expect(critique.prompt).toMatch(/^You are a strict reviewer/)
+      expect(result.stats.lines).toBe(7)
+      expect(RunSummaryTotal(result)).toBe(27)
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.live("strategies.ts on a mocked layer whose samples disagree: the majority answer wins and is scored", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prompto-example-"))
+      const mock = MockProvider.make("test", {
+        respond: (record) => {
+          const id = String(record.id)
+          if (id.startsWith("sum#")) return id.includes("sample 4") ? "It is 41." : "So it is 42."
+          if (id.startsWith("default#")) return id.endsWith("extract") ? (id.includes("sample 0") ? "40" : "42") : "thinking..."
+          return "ok"
+        }
+      })
+      const result = yield* Strategies.program(dir).pipe(Effect.provide(MockProvider.layer(mock)))
+      const completed = new Map(readJsonl(result.files.completed).map((record) => [record.id, record]))
+      expect(completed.get("sum")).toMatchObject({ answer: "42", match: true, vote: { votes: 4, total: 5 } })
+      expect(completed.get("default")).toMatchObject({ answer: "42", match: true, vote: { votes: 2, total: 3 } })
+      expect(mock.calls.length).toBe(27)
+    }).pipe(Effect.provide(NodeContext.layer)))
 })
+
+const RunSummaryTotal = (result: { readonly stats: { readonly queues: ReadonlyMap<string, { readonly total: number }> } }) =>
+  [...result.stats.queues.values()].reduce((sum, queue) => sum + queue.total, 0)

@@ -342,7 +342,10 @@ export interface SelfConsistencyOptions {
   readonly samples?: number | undefined
   /** How each sample is answered (default `basic`). */
   readonly of?: Strategy | undefined
-  /** The final answer of each sample (default: a sample's own `answer`, else its whole text). */
+  /**
+   * Reads each sample's final answer from its own `answer` (a nested strategy's), else from its
+   * response (default: that text as it is).
+   */
   readonly extract?: Extract.Extractor | undefined
   /** How the answers are reconciled (default `Extract.majority`). */
   readonly vote?: Extract.Vote | undefined
@@ -375,10 +378,11 @@ export const selfConsistency = (options: SelfConsistencyOptions = {}): Strategy 
           Array.from({ length: samples }, (_, i) => step(`sample ${i}`)(of.run(line))),
           { concurrency: "unbounded" }
         )
+      // a sample's own answer (a nested two-turn's second turn) is what its final answer is read from
       const answers = outcomes.map((outcome) => {
-        if (options.extract !== undefined) return Extract.getAnswer(options.extract.extract(text(outcome.response)))
-        if (outcome.answer !== undefined) return outcome.answer ?? undefined
-        return text(outcome.response)
+        if (outcome.answer === null) return undefined
+        const source = outcome.answer ?? text(outcome.response)
+        return options.extract === undefined ? source : Extract.getAnswer(options.extract.extract(source))
       })
       const result = vote.pick(answers)
       const tally = { method: vote.name, answers: answers.map((answer) => answer ?? null), votes: result.votes, total: result.total }
