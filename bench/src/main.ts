@@ -20,6 +20,7 @@ import * as Memory from "./scenarios/Memory.js"
 import * as Pacing from "./scenarios/Pacing.js"
 import * as ParallelQueues from "./scenarios/ParallelQueues.js"
 import * as Startup from "./scenarios/Startup.js"
+import * as Strategies from "./scenarios/Strategies.js"
 import * as Throughput from "./scenarios/Throughput.js"
 
 const scenarios: ReadonlyArray<Scenario> = [
@@ -27,7 +28,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   ParallelQueues.scenario,
   Throughput.scenario,
   Memory.scenario,
-  Startup.scenario
+  Startup.scenario,
+  Strategies.scenario
 ]
 
 const usage = `usage: pnpm bench [--only 1,3] [--quick] [--scale 0.2] [--keep] [--out bench/results.json]`
