@@ -552,49 +552,38 @@ const logStart = (log: Output.RunLog, context: {
     for (const warning of report.warnings) yield* log.write(`Warning: ${ExperimentFile.formatProblem(warning)}`)
   })
 
-const runScoped = <E, R>(
-  options: RunOptions<E, R>,
-  resumeFrom?: string
-): Effect.Effect<
-  RunResult,
-  RunError | E,
-  FileSystem.FileSystem | Path.Path | ProviderRegistry | Exclude<R, StageServices> | Scope.Scope
-> =>
+/** The run's opened parts that the sending steps share. */
+interface Running {
+  readonly options: RunOptions<any, any>
+  readonly prepared: Prepared
+  readonly plan: RunPlan.RunPlan
+  readonly displayName: string
+  readonly opened: Opened
+  readonly log: Output.RunLog
+  readonly stats: RunSummary.RunStats
+  readonly events: RunEvents.RunEvents<RunEvent>
+  readonly stop: GracefulStop.GracefulStop
+}
+
+/** Step 6: the graceful stop, which every part of the run reads before it sends. */
+const openStop = (options: RunOptions<any, any>, log: Output.RunLog) => {
+  const grace = Duration.decode(options.grace ?? Duration.seconds(30))
+  return GracefulStop.make({
+    signal: options.stop,
+    grace,
+    onStop: Effect.ignore(log.write(
+      `Stop requested: no more prompts are sent; requests in flight have ${Duration.format(grace)} to answer`
+    ))
+  })
+}
+
+/**
+ * Step 7: the one request path of the run (lines, strategy steps, judges and rephrasers), and
+ * what the stages are given: linked runs on that path, and the metrics.
+ */
+const openRequestPath = (run: Running) =>
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const path = yield* Path.Path
-    const prepared = yield* prepare(options, resumeFrom)
-    // providers read local images from this run's media folder
-    yield* Effect.locallyScoped(Provider.mediaFolder, prepared.folder.media)
-    const placed = yield* placeInput(options, prepared)
-    const { displayName, plan } = yield* planRun(options, prepared, placed)
-    const { report } = plan
-    const opened = yield* openRun(options, prepared, placed)
-    const { files, runName, startedAt } = opened
-    const inputStage = options.inputStage
-    const inputOnly = inputStage !== undefined && options.inputStageOnly === true
-
-    const log = yield* Output.openLog(files.log)
-    const stats = RunSummary.make(
-      inputStage === undefined
-        ? plan.queues.map((queue) => ({ key: queue.key, queriesPerMinute: queue.route.queriesPerMinute, total: queue.requests }))
-        : [],
-      startedAt
-    )
-    if (inputStage === undefined) stats.lines = plan.queues.reduce((sum, queue) => sum + queue.total, 0)
-    yield* logStart(log, { placed, plan, prepared, inputStage })
-    const events = yield* openEvents(options, log, stats)
-    yield* events.publish({ _tag: "Started", files, stats, report })
-    const grace = Duration.decode(options.grace ?? Duration.seconds(30))
-    const stop = yield* GracefulStop.make({
-      signal: options.stop,
-      grace,
-      onStop: Effect.ignore(log.write(
-        `Stop requested: no more prompts are sent; requests in flight have ${Duration.format(grace)} to answer`
-      ))
-    })
-
-    // the one request path of the run: lines, strategy steps, judges and rephrasers
+    const { plan, prepared } = run
     const requestPath = yield* RequestPath.make({
       route: (record) => {
         const key = prepared.queuePlan.keyFor(record)
@@ -602,27 +591,48 @@ const runScoped = <E, R>(
       },
       maxAttempts: prepared.maxAttempts,
       timeout: prepared.timeout,
-      onEvent: events.publish,
-      stopping: stop.stopping,
-      middleware: options.middleware,
+      onEvent: run.events.publish,
+      stopping: run.stop.stopping,
+      middleware: run.options.middleware,
       queues: plan.queues.map((queue) => queue.route)
     })
     const linked = yield* LinkedRun.make({
       dataFolder: prepared.folder,
-      startedAt,
-      experiment: runName,
-      source: opened.source
+      startedAt: run.opened.startedAt,
+      experiment: run.opened.runName,
+      source: run.opened.source
     }).pipe(Effect.provideService(RequestPath.RequestPath, requestPath))
     const metrics = yield* Metrics.make
     const services = Context.make(LinkedRun.LinkedRuns, linked).pipe(
       Context.add(Metrics.Metrics, metrics),
       Context.add(RequestPath.RequestPath, requestPath)
     )
-    const withServices = <A, E1, R1>(stream: Stream.Stream<A, E1, R1>) => Stream.provideSomeContext(stream, services)
-    const program = LineProgram.make(requestPath, prepared.strategies, options.strategy)
+    return { requestPath, linked, metrics, services }
+  })
 
+/** What sending left: the lines written, the lines there were to write, a prepared file. */
+interface Sent {
+  readonly written: number
+  readonly expected: number
+  readonly preparedFile: string | undefined
+}
+
+/**
+ * Step 8: every line sent as its program (a plain request or a strategy) through the request
+ * path, the invalid lines written as errors, the stages applied, and each completed line
+ * appended as it comes. With an input stage, its records are the lines (and with
+ * `inputStageOnly` they are only written to `input/`).
+ */
+const sendLines = (run: Running, path: { readonly requestPath: RequestPath.RequestPathService; readonly services: Context.Context<StageServices> }) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const paths = yield* Path.Path
+    const { log, options, opened, plan, stats, stop } = run
+    const inputStage = options.inputStage
+    const withServices = <A, E1, R1>(stream: Stream.Stream<A, E1, R1>) => Stream.provideSomeContext(stream, path.services)
+    const program = LineProgram.make(path.requestPath, run.prepared.strategies, options.strategy)
     const decodeChecked = (entry: ExperimentFile.RawEntry): IdentifiedRecord => {
-      const decoded = ExperimentFile.decode(displayName, entry)
+      const decoded = ExperimentFile.decode(run.displayName, entry)
       // the check pass found this line valid; the file is ours (moved) and unchanged
       if (decoded._tag === "Invalid") throw new Error(`line ${entry.line} changed after it was checked`)
       return decoded.record
@@ -633,83 +643,115 @@ const runScoped = <E, R>(
       Stream.tap(() => Effect.sync(() => stats.skipped++))
     )
     let written = 0
-    let expected = report.records - plan.alreadyDone
-    const writeCompleted = (completed: Output.LineWriter) => (chunk: Iterable<CompletedRecord>) => {
-      const lines = [...chunk].map((record) => JSON.stringify(record))
-      return Effect.zipRight(completed.write(lines), Effect.sync(() => (written += lines.length)))
-    }
+    let expected = plan.report.records - plan.alreadyDone
     const graceOver = Effect.ignore(log.write(`Grace period over: requests still in flight are abandoned`))
     const lineOptions = { stopping: stop.stopping }
-    let preparedFile: string | undefined
-    if (inputStage !== undefined) {
-      // records made by the input stage are queued as they come out
-      const valid = Stream.mergeAll(planned.queues.map(stop.untilStop), { concurrency: "unbounded" })
-      expected = report.invalidRecords
-      const target = inputOnly ? path.join(prepared.folder.input, `${runName}.jsonl`) : files.input
-      // a prepared file appears in input/ only when complete, so a watching pipeline never reads half of it
-      const writing = inputOnly ? path.join(prepared.folder.input, `.${runName}.jsonl.partial`) : target
-      yield* fs.writeFileString(writing, "").pipe(
-        Effect.mapError((error) => new Output.OutputError({ path: writing, message: error.message }))
-      )
-      const stagedFile = yield* Output.appendLines(writing)
-      const staged = applyStage(valid, inputStage.apply).pipe(
-        Stream.mapChunksEffect((chunk) =>
-          Effect.as(
-            Effect.zipRight(
-              stagedFile.write([...chunk].map((record) => JSON.stringify(record))),
-              Effect.sync(() => (expected += chunk.length))
-            ),
-            chunk
-          )
-        )
-      )
-      if (inputOnly) {
-        yield* stop.withGrace(Stream.runDrain(withServices(staged)), graceOver)
-        yield* moveFile(writing, target)
-        preparedFile = target
-        yield* log.write(`Wrote ${target}: run it to send the ${inputStage.prefix} records`)
-      } else {
-        const completed = yield* Output.appendLines(files.completed)
-        const results = Stream.merge(
-          invalid,
-          Lines.runLines([{ feed: undefined, records: withServices(staged) }], (line) => program(line, undefined), lineOptions)
-        )
+    // the completed lines, through the stages, each appended as it comes
+    const complete = (lines: Stream.Stream<CompletedRecord, any, any>) =>
+      Effect.gen(function*() {
+        const completed = yield* Output.appendLines(opened.files.completed)
+        const results = Stream.merge(invalid, lines)
         const out = options.stages === undefined ? results : applyStage(results, options.stages)
-        yield* stop.withGrace(Stream.runForEachChunk(withServices(out), writeCompleted(completed)), graceOver)
-      }
-    } else {
-      const completed = yield* Output.appendLines(files.completed)
-      const results = Stream.merge(
-        invalid,
-        Lines.runLines(
-          plan.queues.map((queue, i) => ({ feed: queue.route, records: stop.untilStop(planned.queues[i]!) })),
-          program,
-          lineOptions
+        yield* stop.withGrace(
+          Stream.runForEachChunk(withServices(out), (chunk) => {
+            const lines = [...chunk].map((record) => JSON.stringify(record))
+            return Effect.zipRight(completed.write(lines), Effect.sync(() => (written += lines.length)))
+          }),
+          graceOver
+        )
+      })
+    if (inputStage === undefined) {
+      yield* complete(Lines.runLines(
+        plan.queues.map((queue, i) => ({ feed: queue.route, records: stop.untilStop(planned.queues[i]!) })),
+        program,
+        lineOptions
+      ))
+      return { written, expected, preparedFile: undefined } satisfies Sent
+    }
+    // records made by the input stage are queued as they come out
+    const inputOnly = options.inputStageOnly === true
+    const valid = Stream.mergeAll(planned.queues.map(stop.untilStop), { concurrency: "unbounded" })
+    expected = plan.report.invalidRecords
+    const target = inputOnly ? paths.join(run.prepared.folder.input, `${opened.runName}.jsonl`) : opened.files.input
+    // a prepared file appears in input/ only when complete, so a watching pipeline never reads half of it
+    const writing = inputOnly ? paths.join(run.prepared.folder.input, `.${opened.runName}.jsonl.partial`) : target
+    yield* fs.writeFileString(writing, "").pipe(
+      Effect.mapError((error) => new Output.OutputError({ path: writing, message: error.message }))
+    )
+    const stagedFile = yield* Output.appendLines(writing)
+    const staged = applyStage(valid, inputStage.apply).pipe(
+      Stream.mapChunksEffect((chunk) =>
+        Effect.as(
+          Effect.zipRight(
+            stagedFile.write([...chunk].map((record) => JSON.stringify(record))),
+            Effect.sync(() => (expected += chunk.length))
+          ),
+          chunk
         )
       )
-      const out = options.stages === undefined ? results : applyStage(results, options.stages)
-      yield* stop.withGrace(Stream.runForEachChunk(withServices(out), writeCompleted(completed)), graceOver)
+    )
+    if (!inputOnly) {
+      yield* complete(Lines.runLines([{ feed: undefined, records: withServices(staged) }], (line) => program(line, undefined), lineOptions))
+      return { written, expected, preparedFile: undefined } satisfies Sent
     }
+    yield* stop.withGrace(Stream.runDrain(withServices(staged)), graceOver)
+    yield* moveFile(writing, target)
+    yield* log.write(`Wrote ${target}: run it to send the ${inputStage.prefix} records`)
+    return { written, expected: written, preparedFile: target } satisfies Sent
+  })
+
+const runScoped = <E, R>(
+  options: RunOptions<E, R>,
+  resumeFrom?: string
+): Effect.Effect<
+  RunResult,
+  RunError | E,
+  FileSystem.FileSystem | Path.Path | ProviderRegistry | Exclude<R, StageServices> | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const prepared = yield* prepare(options, resumeFrom)
+    // providers read local images from this run's media folder
+    yield* Effect.locallyScoped(Provider.mediaFolder, prepared.folder.media)
+    const placed = yield* placeInput(options, prepared)
+    const { displayName, plan } = yield* planRun(options, prepared, placed)
+    const opened = yield* openRun(options, prepared, placed)
+    const inputStage = options.inputStage
+    const log = yield* Output.openLog(opened.files.log)
+    const stats = RunSummary.make(
+      inputStage === undefined
+        ? plan.queues.map((queue) => ({ key: queue.key, queriesPerMinute: queue.route.queriesPerMinute, total: queue.requests }))
+        : [],
+      opened.startedAt
+    )
+    if (inputStage === undefined) stats.lines = plan.queues.reduce((sum, queue) => sum + queue.total, 0)
+    yield* logStart(log, { placed, plan, prepared, inputStage })
+    const events = yield* openEvents(options, log, stats)
+    yield* events.publish({ _tag: "Started", files: opened.files, stats, report: plan.report })
+    const stop = yield* openStop(options, log)
+    const run: Running = { options, prepared, plan, displayName, opened, log, stats, events, stop }
+    const path = yield* openRequestPath(run)
+    const sent = yield* sendLines(run, path)
     yield* events.flush
+    const inputOnly = inputStage !== undefined && options.inputStageOnly === true
     return yield* finish({
       options,
       opened,
       stats,
-      report,
+      report: plan.report,
       log,
       events,
-      metrics,
-      linked,
+      metrics: path.metrics,
+      linked: path.linked,
       stop,
       placed,
       inputOnly,
-      notDone: inputOnly ? 0 : Math.max(0, expected - written),
-      preparedFile,
+      notDone: inputOnly ? 0 : Math.max(0, sent.expected - sent.written),
+      preparedFile: sent.preparedFile,
       alreadyDone: plan.alreadyDone
     })
   })
 
-/** Step 6: the closing lines of the log, the metrics summary, the CSV copy, and the result. */
+/** Step 9: the closing lines of the log, the metrics summary, the CSV copy, and the result. */
 const finish = (context: {
   readonly options: RunOptions<any, any>
   readonly opened: Opened
