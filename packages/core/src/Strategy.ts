@@ -331,6 +331,10 @@ export const twoTurn = (options: TwoTurnOptions = {}): Strategy =>
       return options.extract === undefined ? base : { ...withAnswer({ response: second.response }, options.extract), response: first.response }
     }))
 
+/** `samples` answers of `of` at once, each the part `sample <i>`. */
+const draw = (of: Strategy, line: IdentifiedRecord, samples: number) =>
+  Effect.all(Array.from({ length: samples }, (_, i) => step(`sample ${i}`)(of.run(line))), { concurrency: "unbounded" })
+
 /**
  * Options of `selfConsistency`.
  *
@@ -374,10 +378,7 @@ export const selfConsistency = (options: SelfConsistencyOptions = {}): Strategy 
           (completed) =>
             (Array.isArray(completed.response) ? completed.response : [completed.response]).map((response) => ({ response }))
         )
-        : yield* Effect.all(
-          Array.from({ length: samples }, (_, i) => step(`sample ${i}`)(of.run(line))),
-          { concurrency: "unbounded" }
-        )
+        : yield* draw(of, line, samples)
       // a sample's own answer (a nested two-turn's second turn) is what its final answer is read from
       const answers = outcomes.map((outcome) => {
         if (outcome.answer === null) return undefined
@@ -413,6 +414,7 @@ export interface MixtureOfAgentsOptions {
   readonly layers?: number | undefined
   /** The aggregator's prompt (default `defaultTemplates.aggregate`). */
   readonly template?: string | undefined
+  /** Reads the final answer from the aggregate. */
   readonly extract?: Extract.Extractor | undefined
 }
 
@@ -466,8 +468,11 @@ export interface CritiqueOptions {
   readonly rewriter?: ModelRef | undefined
   /** Critique-and-rewrite rounds (default 1). */
   readonly rounds?: number | undefined
+  /** The critic's prompt (default `defaultTemplates.critique`). */
   readonly critiqueTemplate?: string | undefined
+  /** The rewriter's prompt (default `defaultTemplates.rewrite`). */
   readonly rewriteTemplate?: string | undefined
+  /** Reads the final answer from the last rewrite. */
   readonly extract?: Extract.Extractor | undefined
 }
 
@@ -519,7 +524,9 @@ export interface BestOfOptions {
   readonly of?: Strategy | undefined
   /** The model that picks the best sample (default the line's). */
   readonly aggregator?: ModelRef | undefined
+  /** The selector's prompt (default `defaultTemplates.select`). */
   readonly template?: string | undefined
+  /** Reads the final answer from the picked sample. */
   readonly extract?: Extract.Extractor | undefined
 }
 
@@ -535,10 +542,7 @@ export const bestOf = (options: BestOfOptions = {}): Strategy => {
   const of = options.of ?? basic
   return make("best_of", (line) =>
     Effect.gen(function*() {
-      const outcomes = yield* Effect.all(
-        Array.from({ length: samples }, (_, i) => step(`sample ${i}`)(of.run(line))),
-        { concurrency: "unbounded" }
-      )
+      const outcomes = yield* draw(of, line, samples)
       const responses = outcomes.map((outcome) => outcome.response)
       const selection = yield* generate(
         request(line, Template.fill(options.template ?? defaultTemplates.select, {
