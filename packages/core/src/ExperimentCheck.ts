@@ -10,6 +10,7 @@ import * as ExperimentFile from "./ExperimentFile.js"
 import type { LineProblem } from "./ExperimentFile.js"
 import { IdIndex } from "./internal/idIndex.js"
 import type { IdentifiedRecord } from "./PromptRecord.js"
+import * as Strategy from "./Strategy.js"
 import * as StrategySpec from "./StrategySpec.js"
 import { missingProviderMessage, type ProviderRegistry, registry as providerRegistry } from "./Provider.js"
 
@@ -20,6 +21,9 @@ import { missingProviderMessage, type ProviderRegistry, registry as providerRegi
  * @category constants
  */
 export const maxListed = 1000
+
+/** The APIs that answer `n` choices in one request (a strategy's `use_n`). */
+const nChoiceApis: ReadonlyArray<string> = ["openai", "azure-openai"]
 
 /**
  * What a check found.
@@ -136,6 +140,38 @@ export const check = (
               const message = strategy.left.message
               const key = /^strategy[.\w ]*:/.test(message) ? message.slice(0, message.indexOf(":")) : "strategy"
               lineProblems.push({ file: name, line: entry.line, key, message: message.slice(message.indexOf(":") + 1).trim() })
+            } else if (strategy.right !== undefined && provider !== undefined) {
+              // every other model the strategy sends to is checked as its provider would check it
+              const spec = record.strategy ?? options.strategies?.default
+              for (const use of StrategySpec.modelUses(spec, options.strategies ?? StrategySpec.defaultSetup)) {
+                // a prompt the strategy builds (an aggregate, a critique) is a text
+                const sub = Strategy.request(record, use.prompt === "line" ? record.prompt : "(built by the strategy)", use.model)
+                const sent = use.n === undefined ? sub : { ...sub, parameters: { ...sub.parameters, n: use.n } }
+                if (sent.api === record.api && sent.model_name === record.model_name && use.n === undefined &&
+                  sent.parameters === record.parameters && use.prompt === "line") continue
+                if (use.n !== undefined && !nChoiceApis.includes(sent.api)) {
+                  lineProblems.push({
+                    file: name,
+                    line: entry.line,
+                    key: `${use.key}.use_n`,
+                    message: `the ${sent.api} API does not answer n choices in one request (${nChoiceApis.join(", ")} do); ` +
+                      `leave out "use_n" to send each sample as its own request`
+                  })
+                }
+                const other = registry.get(sent.api)
+                if (other === undefined) {
+                  lineProblems.push({ file: name, line: entry.line, key: `${use.key}.api`, message: missingProviderMessage(sent.api, registry) })
+                  continue
+                }
+                for (const problem of yield* other.check(sent)) {
+                  lineProblems.push({
+                    file: name,
+                    line: entry.line,
+                    key: `${use.key}.${problem.key}`,
+                    message: `${sent.api} model "${sent.model_name}": ${problem.message}`
+                  })
+                }
+              }
             }
             if (lineProblems.length === 0) {
               options.onEntry?.({ _tag: "Valid", ordinal: entry.ordinal, record })

@@ -50,6 +50,9 @@ export const builtInNames: ReadonlyArray<string> = [
   "best_of"
 ]
 
+/** An optional key: absent, or a valid value (never `undefined` written out). */
+const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
+
 const positiveInt = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)).annotations({
   message: () => "must be a whole number of at least 1"
 })
@@ -65,9 +68,9 @@ const parameters = Schema.Record({ key: Schema.String, value: Schema.Unknown }).
  * @category schemas
  */
 export const ModelRef = Schema.Struct({
-  api: Schema.optional(text),
-  model_name: Schema.optional(text),
-  parameters: Schema.optional(parameters)
+  api: optional(text),
+  model_name: optional(text),
+  parameters: optional(parameters)
 })
 
 /**
@@ -78,10 +81,10 @@ export const ModelRef = Schema.Struct({
  */
 export const Participant = Schema.Struct({
   ...ModelRef.fields,
-  strategy: Schema.optional(Schema.Unknown)
+  strategy: optional(Schema.Unknown)
 })
 
-const common = { name: Schema.String, extract: Schema.optional(Schema.Unknown) }
+const common = { name: Schema.String, extract: optional(Schema.Unknown) }
 
 /**
  * The settings of each built-in strategy, by name.
@@ -91,34 +94,34 @@ const common = { name: Schema.String, extract: Schema.optional(Schema.Unknown) }
  */
 export const Settings = {
   basic: Schema.Struct({ name: Schema.String }),
-  two_turn: Schema.Struct({ ...common, prompt: Schema.optional(text) }),
+  two_turn: Schema.Struct({ ...common, prompt: optional(text) }),
   self_consistency: Schema.Struct({
     ...common,
-    samples: Schema.optional(positiveInt),
-    vote: Schema.optional(Schema.Unknown),
-    use_n: Schema.optional(Schema.Boolean.annotations({ message: () => "must be true or false" })),
-    of: Schema.optional(Schema.Unknown)
+    samples: optional(positiveInt),
+    vote: optional(Schema.Unknown),
+    use_n: optional(Schema.Boolean.annotations({ message: () => "must be true or false" })),
+    of: optional(Schema.Unknown)
   }),
   mixture_of_agents: Schema.Struct({
     ...common,
     proposers: Schema.NonEmptyArray(Participant).annotations({
       message: () => "must be a non-empty list of {\"api\", \"model_name\", \"parameters\"}"
     }),
-    aggregator: Schema.optional(Participant),
-    layers: Schema.optional(positiveInt),
-    template: Schema.optional(text)
+    aggregator: optional(Participant),
+    layers: optional(positiveInt),
+    template: optional(text)
   }),
   critique: Schema.Struct({
     ...common,
-    critic: Schema.optional(ModelRef),
-    rewriter: Schema.optional(ModelRef),
-    rounds: Schema.optional(positiveInt)
+    critic: optional(ModelRef),
+    rewriter: optional(ModelRef),
+    rounds: optional(positiveInt)
   }),
   best_of: Schema.Struct({
     ...common,
-    samples: Schema.optional(positiveInt),
-    of: Schema.optional(Schema.Unknown),
-    aggregator: Schema.optional(ModelRef)
+    samples: optional(positiveInt),
+    of: optional(Schema.Unknown),
+    aggregator: optional(ModelRef)
   })
 } as const
 
@@ -246,6 +249,63 @@ export const decode = (
         })
     }
   })
+
+/**
+ * A model a strategy sends to, with the key that names it (`strategy.proposers.1`), so a check
+ * can run that model's provider checks (its key, its parameters) before anything is sent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ModelUse {
+  readonly key: string
+  readonly model: Strategy.ModelRef
+  /** `n` choices asked for in one request (`use_n`). */
+  readonly n?: number | undefined
+  /** Whether the model is sent the line's prompt, or a prompt the strategy builds (an aggregate). */
+  readonly prompt: "line" | "built"
+}
+
+/**
+ * Every model a valid strategy sends to, the line's own included (as `strategy`), with nested
+ * and named strategies followed.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const modelUses = (spec: unknown, setup: StrategySetup = defaultSetup, at: string = "strategy"): ReadonlyArray<ModelUse> => {
+  const uses: Array<ModelUse> = []
+  const walk = (value: unknown, key: string, model: Strategy.ModelRef, depth: number, prompt: ModelUse["prompt"] = "line"): void => {
+    if (depth > 20) return
+    if (typeof value === "string") {
+      if (setup.named.has(value)) walk(setup.named.get(value), key, model, depth + 1, prompt)
+      else uses.push({ key, model, prompt })
+      return
+    }
+    if (typeof value !== "object" || value === null) return
+    const s = value as Record<string, any>
+    if (typeof s.name === "string" && !Object.hasOwn(Settings, s.name) && setup.named.has(s.name)) {
+      return walk(s.name, key, model, depth + 1, prompt)
+    }
+    const n = s.use_n === true ? (typeof s.samples === "number" ? s.samples : 5) : undefined
+    uses.push({ key, model, n, prompt })
+    const merge = (inner: any): Strategy.ModelRef => ({
+      api: inner?.api ?? model.api,
+      model_name: inner?.model_name ?? model.model_name,
+      parameters: inner?.parameters ?? model.parameters
+    })
+    if (s.of !== undefined) walk(s.of, `${key}.of`, model, depth + 1, prompt)
+    if (Array.isArray(s.proposers)) {
+      s.proposers.forEach((proposer: any, i: number) =>
+        walk(proposer?.strategy ?? "basic", `${key}.proposers.${i}`, merge(proposer), depth + 1, prompt))
+    }
+    for (const role of ["aggregator", "critic", "rewriter"]) {
+      if (s[role] !== undefined) walk(s[role]?.strategy ?? "basic", `${key}.${role}`, merge(s[role]), depth + 1, "built")
+    }
+  }
+  walk(spec, at, {}, 0)
+  return uses
+}
 
 /**
  * Whether a strategy as written is plain `basic` (the line is sent as it is, with no `steps`).

@@ -317,4 +317,30 @@ describe("ExperimentCheck", () => {
         }
       }).pipe(withRegistry(...knownApis.map((api) => MockProvider.make(api)))))
   })
+
+  describe("strategies", () => {
+    it.effect("a bad strategy key is a problem naming its key; every model a strategy uses is checked by its provider", () =>
+      withRegistry(
+        MockProvider.make("test"),
+        MockProvider.make("strict", { check: (record) => record.model_name === "bad" ? [{ key: "model_name", message: "unknown model" }] : [] })
+      )(Effect.gen(function*() {
+        const report = yield* checkText("s.jsonl", jsonl(
+          { ...r(1), strategy: { name: "self_consistency", samples: 0 } },
+          { ...r(2), strategy: "nope" },
+          { ...r(3), strategy: { name: "mixture_of_agents", proposers: [{ api: "strict", model_name: "bad" }, { api: "missing" }] } },
+          { ...r(4), strategy: { name: "self_consistency", use_n: true } },
+          { ...r(5), strategy: { name: "critique", critic: { api: "strict", model_name: "good" } } }
+        ))
+        expect(report.invalidRecords).toBe(4)
+        expect(report.problems.map((p) => [p.line, p.key])).toEqual([
+          [1, "strategy.samples"],
+          [2, "strategy"],
+          [3, "strategy.proposers.0.model_name"],
+          [3, "strategy.proposers.1.api"],
+          [4, "strategy.use_n"]
+        ])
+        expect(report.problems[0]!.message).toBe("must be a whole number of at least 1")
+        expect(report.problems[2]!.message).toBe(`strict model "bad": unknown model`)
+      })))
+  })
 })
