@@ -593,6 +593,7 @@ const openRequestPath = (run: Running) =>
       timeout: prepared.timeout,
       onEvent: run.events.publish,
       stopping: run.stop.stopping,
+      stopped: run.stop.requested,
       middleware: run.options.middleware,
       queues: plan.queues.map((queue) => queue.route)
     })

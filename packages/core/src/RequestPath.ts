@@ -94,6 +94,8 @@ export interface RequestPathOptions extends SchedulerOptions {
   readonly route: (record: IdentifiedRecord) => Route
   /** Wrappers of the path, outermost first. */
   readonly middleware?: ReadonlyArray<Middleware> | undefined
+  /** Completes at a stop (with `stopping`): requests waiting for their slot are given up at once. */
+  readonly stopped?: Effect.Effect<void> | undefined
   /** Queues known in advance, made at once (others are made on first use). */
   readonly queues?: ReadonlyArray<Route> | undefined
 }
@@ -145,6 +147,13 @@ export const make = (
     const registry = yield* Provider.registry
     const scope = yield* Effect.scope
     const pacerFor = yield* Dispatch.pacerPool(scope, options)
+    // at a stop, requests waiting for a slot learn at once that they will not be sent
+    if (options.stopped !== undefined) {
+      yield* options.stopped.pipe(
+        Effect.zipRight(Effect.suspend(() => Effect.forEach(pacerFor.all(), (pacer) => pacer.release, { discard: true }))),
+        Effect.forkIn(scope)
+      )
+    }
     // made now, so the first requests of a queue are served in the order they come
     for (const route of options.queues ?? []) yield* pacerFor(route)
     const timeout = yield* RequestTimeout.make(options.timeout)

@@ -331,9 +331,26 @@ export const twoTurn = (options: TwoTurnOptions = {}): Strategy =>
       return options.extract === undefined ? base : { ...withAnswer({ response: second.response }, options.extract), response: first.response }
     }))
 
+/**
+ * Runs parts at once and waits for every one of them: a part that fails does not cut the others
+ * short (their requests are already sent, and their steps belong in the record). Then the first
+ * failure, if any, fails the whole, a stop before a step's failure.
+ *
+ * @since 0.1.0
+ * @category steps
+ */
+export const all = <A, R>(
+  parts: ReadonlyArray<Effect.Effect<A, StepError, R>>
+): Effect.Effect<Array<A>, StepError, R> =>
+  Effect.flatMap(Effect.all(parts, { concurrency: "unbounded", mode: "either" }), (results) => {
+    const failures = results.flatMap((result) => (result._tag === "Left" ? [result.left] : []))
+    if (failures.length === 0) return Effect.succeed(results.map((result) => (result as { readonly right: A }).right))
+    return Effect.fail(failures.find((failure) => failure._tag === "StepAbandoned") ?? failures[0]!)
+  })
+
 /** `samples` answers of `of` at once, each the part `sample <i>`. */
 const draw = (of: Strategy, line: IdentifiedRecord, samples: number) =>
-  Effect.all(Array.from({ length: samples }, (_, i) => step(`sample ${i}`)(of.run(line))), { concurrency: "unbounded" })
+  all(Array.from({ length: samples }, (_, i) => step(`sample ${i}`)(of.run(line))))
 
 /**
  * Options of `selfConsistency`.
@@ -437,13 +454,12 @@ export const mixtureOfAgents = (options: MixtureOfAgentsOptions): Strategy => {
         const prompt = layer === 1
           ? line.prompt
           : Template.fill(template, { INPUT_PROMPT: input, RESPONSES: numbered(previous) })
-        const outcomes = yield* Effect.all(
+        const outcomes = yield* all(
           options.proposers.map((proposer, i) =>
             step(layers === 1 ? `proposer ${i}` : `layer ${layer}/proposer ${i}`)(
               (proposer.strategy ?? basic).run(request(line, prompt, proposer))
             )
-          ),
-          { concurrency: "unbounded" }
+          )
         )
         previous = outcomes.map((outcome) => outcome.response)
       }

@@ -321,4 +321,27 @@ describe("Experiment.resume", () => {
       expect(sorted(ids(run.files.completed))).toEqual(range(1, 30))
     }).pipe(Effect.provide(NodeContext.layer))
   })
+
+  it.live("a graceful stop gives up the lines waiting for a slot at once: it ends with what is in flight, not the queue", () => {
+    const dir = tempDir()
+    const source = path.join(dir, "queued.jsonl")
+    fs.writeFileSync(source, lines(prompts(300)))
+    const mock = MockProvider.make("mock", { latency: Duration.millis(50) })
+    return Effect.gen(function*() {
+      const started = Date.now()
+      const run = yield* Experiment.run({
+        file: source,
+        dataFolder: path.join(dir, "data"),
+        // one every 100 ms: hundreds of lines wait for their slot when the stop comes
+        maxQueries: 600,
+        stop: Effect.sleep(Duration.millis(300)),
+        grace: Duration.seconds(20)
+      }).pipe(withMock(mock))
+      expect(run.stopped).toBe(true)
+      // the grace period is for requests in flight (50 ms), not for the 250-odd lines in line
+      expect(Date.now() - started).toBeLessThan(3_000)
+      expect(mock.calls.length).toBeLessThan(10)
+      expect(run.notDone).toBe(300 - readJsonl(run.files.completed).length)
+    }).pipe(Effect.provide(NodeContext.layer))
+  })
 })

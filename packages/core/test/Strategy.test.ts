@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Fiber, Stream, TestClock } from "effect"
 import * as Extract from "../src/Extract.js"
 import type { CompletedRecord, IdentifiedRecord } from "../src/PromptRecord.js"
-import { TransientError } from "../src/ProviderError.js"
+import { PermanentError, TransientError } from "../src/ProviderError.js"
 import * as RequestPath from "../src/RequestPath.js"
 import * as Scheduler from "../src/Scheduler.js"
 import * as Strategy from "../src/Strategy.js"
@@ -150,6 +150,26 @@ describe("Strategy", () => {
       expect(q1.error?.message).toContain(`step "sample 2/answer"`)
       expect(String(q1.response)).toContain(`Step "sample 2/answer" failed`)
       expect(String(q1.response)).toContain("after maximum 3 attempts")
+    }).pipe(Effect.provide(MockProvider.layer(mock)))
+  })
+
+  it.effect("a step that fails does not cut its parallel siblings short: their answers are in the error record's steps", () => {
+    const mock = MockProvider.make("mock", {
+      latency: "1 second",
+      respond: (record) => String(record.id) === "q0#sample 1/answer" ? new PermanentError({ reason: "bad_request", message: "400 bad request" }) : "7"
+    })
+    return Effect.gen(function*() {
+      const events: Array<Scheduler.SchedulerEvent> = []
+      const [done] = yield* runLines(lines(1), {
+        strategy: Strategy.selfConsistency({ samples: 3 }),
+        onEvent: (event) => Effect.sync(() => events.push(event))
+      })
+      expect(done!.error?.message).toContain(`step "sample 1/answer"`)
+      expect((done!.steps as ReadonlyArray<{ step: string }>).map((s) => s.step)).toEqual(
+        ["sample 0/answer", "sample 1/answer", "sample 2/answer"]
+      )
+      // every request sent was also completed
+      expect(events.filter((e) => e._tag === "Completed")).toHaveLength(events.filter((e) => e._tag === "Sent").length)
     }).pipe(Effect.provide(MockProvider.layer(mock)))
   })
 

@@ -226,11 +226,11 @@ export interface Route {
 export const pacerPool = (
   scope: Scope.Scope,
   options?: { readonly rateLimitBackoff?: Pacer.RateLimitBackoff | undefined }
-): Effect.Effect<(route: Route) => Effect.Effect<Pacer.Pacer>> =>
+): Effect.Effect<PacerPool> =>
   Effect.sync(() => {
     const pacers = new Map<string, Pacer.Pacer>()
     const making = new Map<string, Effect.Effect<Pacer.Pacer>>()
-    return (route: Route) => {
+    const pacerFor = (route: Route) => {
       const known = pacers.get(route.key)
       if (known !== undefined) return Effect.succeed(known)
       let pending = making.get(route.key)
@@ -245,4 +245,8 @@ export const pacerPool = (
       }
       return pending
     }
+    return Object.assign(pacerFor, { all: () => [...pacers.values()] })
   })
+
+/** The pacer of a route, made on first use; `all` lists those made so far. */
+export type PacerPool = ((route: Route) => Effect.Effect<Pacer.Pacer>) & { readonly all: () => ReadonlyArray<Pacer.Pacer> }

@@ -207,6 +207,11 @@ export interface Pacer {
   /** `take` ahead of every caller waiting in `take` (retries, later steps of a line). */
   readonly takeUrgent: Effect.Effect<void>
   /**
+   * Lets every caller waiting for a slot go at once, and every later one too: for a stop, where
+   * the callers only want to learn that they will not be sent.
+   */
+  readonly release: Effect.Effect<void>
+  /**
    * Hands out no slot before `untilMillis` (clock time). A later pause extends the one in
    * force, an earlier one does not shorten it. Returns the end of the pause in force.
    */
@@ -300,10 +305,16 @@ export const make = (
     let queued = 0
     // the waiter served next is chosen before its slot is waited for: one already waiting for
     // a slot keeps it
+    let serving: Deferred.Deferred<void> | undefined
+    let released = false
     yield* Queue.take(signal).pipe(
-      Effect.map(() => (urgent.shift() ?? normal.shift())!),
-      Effect.tap(() => claimNext),
-      Effect.flatMap((waiter) => Deferred.succeed(waiter, undefined)),
+      Effect.flatMap(() => {
+        serving = urgent.shift() ?? normal.shift()
+        // after `release` the lines are empty and their signals are left over
+        if (serving === undefined || released) return Effect.void
+        const waiter = serving
+        return Effect.zipRight(claimNext, Deferred.succeed(waiter, undefined))
+      }),
       Effect.zipRight(Effect.sync(() => queued--)),
       Effect.forever,
       Effect.forkScoped
@@ -318,13 +329,18 @@ export const make = (
     }
     const takeFrom = (line: Array<Deferred.Deferred<void>>) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        claimDue(now) ? Effect.void : Effect.flatMap(Deferred.make<void>(), (waiter) => {
+        released || claimDue(now) ? Effect.void : Effect.flatMap(Deferred.make<void>(), (waiter) => {
           queued++
           line.push(waiter)
           return Effect.zipRight(Queue.offer(signal, undefined), Deferred.await(waiter))
         }))
     const take = takeFrom(normal)
     const takeUrgent = takeFrom(urgent)
+    const release = Effect.suspend(() => {
+      released = true
+      const waiting = [...(serving === undefined ? [] : [serving]), ...urgent.splice(0), ...normal.splice(0)]
+      return Effect.forEach(waiting, (waiter) => Deferred.succeed(waiter, undefined), { discard: true })
+    })
 
     const extend = (until: number, now: number): boolean => {
       if (!(until > state.pausedUntil) || until <= now) return false
@@ -369,6 +385,7 @@ export const make = (
     return {
       take,
       takeUrgent,
+      release,
       pause,
       pauseFor,
       pausedUntil: Effect.sync(() => state.pausedUntil),
