@@ -692,7 +692,7 @@ const sendLines = (run: Running, path: { readonly requestPath: RequestPath.Reque
       )
     )
     if (!inputOnly) {
-      yield* complete(Lines.runLines([{ feed: undefined, records: withServices(staged) }], (line) => program(line, undefined), lineOptions))
+      yield* complete(Lines.runLines([{ feed: undefined, records: withServices(staged) }], (line, _, ticket) => program(line, undefined, ticket), lineOptions))
       return { written, expected, preparedFile: undefined } satisfies Sent
     }
     yield* stop.withGrace(Stream.runDrain(withServices(staged)), graceOver)
@@ -732,7 +732,6 @@ const runScoped = <E, R>(
     const run: Running = { options, prepared, plan, displayName, opened, log, stats, events, stop }
     const path = yield* openRequestPath(run)
     const sent = yield* sendLines(run, path)
-    yield* events.flush
     const inputOnly = inputStage !== undefined && options.inputStageOnly === true
     return yield* finish({
       options,
@@ -805,7 +804,6 @@ const finish = (context: {
     for (const run of linkedFiles) yield* log.write(`Linked run ${run.name}: ${run.completed}`)
     if (context.options.outputAsCsv === true && !context.inputOnly) yield* Output.writeCsv(files.completed, files.completedCsv)
     yield* context.events.publish({ _tag: "Finished", stats })
-    yield* context.events.flush
     const result: RunResult = {
       files,
       stats,

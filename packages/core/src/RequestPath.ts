@@ -44,6 +44,8 @@ export interface Request {
    * file); any other request announces itself with a `Queued` event.
    */
   readonly planned?: boolean | undefined
+  /** The line this request belongs to (internal: given by the line runner; else the fiber's). */
+  readonly ticket?: LineTicket | undefined
 }
 
 /**
@@ -112,7 +114,8 @@ export interface RequestPathOptions extends SchedulerOptions {
 export interface LineTicket {
   /** 0: no request yet; 1: the first is waiting for its slot; 2: the first was admitted. */
   state: 0 | 1 | 2
-  readonly admitted: Effect.Effect<void>
+  /** The first request was admitted: the runner may start another line. */
+  admitted(): void
 }
 
 /**
@@ -177,14 +180,11 @@ export const make = (
         if (request.planned !== true) {
           yield* emitHere({ _tag: "Queued", queue: target.key, queriesPerMinute: target.queriesPerMinute, id: record.id })
         }
-        const ticket = yield* FiberRef.get(lineTicket)
+        const ticket = request.ticket ?? (yield* FiberRef.get(lineTicket))
         const first = ticket !== undefined && ticket.state === 0
         if (first) ticket.state = 1
         yield* Dispatch.admit(record, pacer, ticket === undefined || ticket.state === 2)
-        if (first) {
-          ticket.state = 2
-          yield* ticket.admitted
-        }
+        if (first) ticket.admitted()
         // a request admitted after a stop is not sent
         if (stopping()) return abandoned(record)
         return yield* Dispatch.dispatch(record, { key: target.key, pacer, timeout }, options, registry, emitHere)

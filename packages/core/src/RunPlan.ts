@@ -6,8 +6,8 @@
  * Reading once, with queues that go at different rates, means one queue may fall far behind the
  * reader. Each queue holds at most `bufferSize` lines read ahead; a queue that falls further
  * behind leaves the shared reading and, when it has sent what it holds, reads its own lines from
- * where it left off (a second pass over the file, for that queue only). With a single queue
- * the reader simply waits for it, so the file is read exactly once.
+ * where it left off (a second pass over the file, for that queue only). A single queue reads the
+ * file itself as it takes its lines, so the file is read exactly once.
  *
  * @since 0.1.0
  */
@@ -173,7 +173,7 @@ export interface InvalidLine {
  */
 export interface PlannedLines {
   readonly queues: ReadonlyArray<Stream.Stream<IdentifiedRecord, ExperimentFile.ExperimentFileError, FileSystem.FileSystem>>
-  readonly invalid: Stream.Stream<InvalidLine, ExperimentFile.ExperimentFileError>
+  readonly invalid: Stream.Stream<InvalidLine, ExperimentFile.ExperimentFileError, FileSystem.FileSystem>
 }
 
 /**
@@ -190,41 +190,13 @@ export const lines = (
 ): Effect.Effect<PlannedLines, never, Scope.Scope | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const count = plan.queues.length
-    const single = count === 1
-    const buffers = yield* Effect.forEach(plan.queues, () =>
-      single ? Queue.bounded<IdentifiedRecord | End>(bufferSize) : Queue.unbounded<IdentifiedRecord | End>())
-    // a queue that fell `bufferSize` lines behind reads its own lines after this ordinal
-    const cutoffs: Array<number | undefined> = new Array(count).fill(undefined)
-    const sizes: Array<number> = new Array(count).fill(0)
     const invalid = yield* Queue.unbounded<InvalidLine | End>()
-    let failure: ExperimentFile.ExperimentFileError | undefined
-    yield* ExperimentFile.readJsonl(file).pipe(
-      Stream.runForEach((entry) => {
-        const index = plan.assignment(entry.ordinal)
-        if (index === "invalid") {
-          return Queue.offer(invalid, { entry, problems: plan.invalidProblems.get(entry.ordinal) ?? [] })
-        }
-        if (typeof index !== "number" || cutoffs[index] !== undefined) return Effect.void
-        if (!single && sizes[index]! >= bufferSize) {
-          cutoffs[index] = entry.ordinal - 1
-          return Queue.offer(buffers[index]!, new End(entry.ordinal - 1))
-        }
-        sizes[index]!++
-        return Queue.offer(buffers[index]!, decode(entry))
-      }),
-      Effect.catchAll((error) => Effect.sync(() => (failure = error))),
-      Effect.zipRight(Effect.forEach(buffers, (buffer, i) =>
-        cutoffs[i] === undefined ? Queue.offer(buffer, new End(undefined)) : Effect.void)),
-      Effect.zipRight(Queue.offer(invalid, new End(undefined))),
-      Effect.forkScoped
-    )
-    const own = (index: number, after: number) =>
-      ExperimentFile.readJsonl(file).pipe(
-        Stream.filter((entry) => entry.ordinal > after && plan.assignment(entry.ordinal) === index),
-        Stream.map(decode)
-      )
-    // a queue's buffered lines, in chunks of whatever is there; its End is put back, so
-    // pulling again after the end ends again
+    const invalidLine = (entry: ExperimentFile.RawEntry): InvalidLine => ({
+      entry,
+      problems: plan.invalidProblems.get(entry.ordinal) ?? []
+    })
+    // a buffer's lines in chunks of whatever is there; its End is put back, so pulling again
+    // after the end ends again
     const drain = <A>(buffer: Queue.Queue<A | End>, taken: (n: number) => void) =>
       Stream.repeatEffectChunkOption(
         Effect.flatMap(Queue.takeBetween(buffer, 1, 1024), (items) => {
@@ -241,6 +213,73 @@ export const lines = (
           taken(out.length)
           return Effect.succeed(Chunk.unsafeFromArray(out))
         })
+      )
+    if (count === 0) {
+      return {
+        queues: [],
+        invalid: ExperimentFile.readJsonl(file).pipe(
+          Stream.filter((entry) => plan.assignment(entry.ordinal) === "invalid"),
+          Stream.map(invalidLine)
+        )
+      }
+    }
+    if (count === 1) {
+      // one queue: its lines are the file itself, read once as the queue takes them, with the
+      // invalid lines handed aside on the way
+      const only = ExperimentFile.readJsonl(file).pipe(
+        Stream.mapChunksEffect((chunk) => {
+          const valid: Array<IdentifiedRecord> = []
+          const bad: Array<InvalidLine> = []
+          for (const entry of chunk) {
+            const index = plan.assignment(entry.ordinal)
+            if (index === 0) valid.push(decode(entry))
+            else if (index === "invalid") bad.push(invalidLine(entry))
+          }
+          const lines = Chunk.unsafeFromArray(valid)
+          return bad.length === 0 ? Effect.succeed(lines) : Effect.as(Queue.offerAll(invalid, bad), lines)
+        }),
+        Stream.ensuring(Queue.offer(invalid, new End(undefined)))
+      )
+      return { queues: [only], invalid: drain<InvalidLine>(invalid, () => {}) }
+    }
+    const buffers = yield* Effect.forEach(plan.queues, () => Queue.unbounded<IdentifiedRecord | End>())
+    // a queue that fell `bufferSize` lines behind reads its own lines after this ordinal
+    const cutoffs: Array<number | undefined> = new Array(count).fill(undefined)
+    const sizes: Array<number> = new Array(count).fill(0)
+    let failure: ExperimentFile.ExperimentFileError | undefined
+    yield* ExperimentFile.readJsonl(file).pipe(
+      Stream.runForEachChunk((chunk) => {
+        const out: Array<Array<IdentifiedRecord | End>> = plan.queues.map(() => [])
+        const bad: Array<InvalidLine> = []
+        for (const entry of chunk) {
+          const index = plan.assignment(entry.ordinal)
+          if (index === "invalid") bad.push(invalidLine(entry))
+          if (typeof index !== "number" || cutoffs[index] !== undefined) continue
+          if (sizes[index]! >= bufferSize) {
+            cutoffs[index] = entry.ordinal - 1
+            out[index]!.push(new End(entry.ordinal - 1))
+            continue
+          }
+          sizes[index]!++
+          out[index]!.push(decode(entry))
+        }
+        return Effect.zipRight(
+          Effect.forEach(out, (items, i) => (items.length === 0 ? Effect.void : Queue.offerAll(buffers[i]!, items)), {
+            discard: true
+          }),
+          bad.length === 0 ? Effect.void : Queue.offerAll(invalid, bad)
+        )
+      }),
+      Effect.catchAll((error) => Effect.sync(() => (failure = error))),
+      Effect.zipRight(Effect.forEach(buffers, (buffer, i) =>
+        cutoffs[i] === undefined ? Queue.offer(buffer, new End(undefined)) : Effect.void)),
+      Effect.zipRight(Queue.offer(invalid, new End(undefined))),
+      Effect.forkScoped
+    )
+    const own = (index: number, after: number) =>
+      ExperimentFile.readJsonl(file).pipe(
+        Stream.filter((entry) => entry.ordinal > after && plan.assignment(entry.ordinal) === index),
+        Stream.map(decode)
       )
     const then = (index: number) =>
       Stream.unwrap(Effect.sync(() => {

@@ -20,7 +20,11 @@ export const make = (
   fallback?: Strategy.Strategy | undefined
 ) => {
   const strategyOf = StrategySpec.resolver(fallback === undefined ? setup : { ...setup, default: undefined })
-  return (line: IdentifiedRecord, route: RequestPath.Route | undefined): Effect.Effect<CompletedRecord | undefined> => {
+  return (
+    line: IdentifiedRecord,
+    route: RequestPath.Route | undefined,
+    ticket?: RequestPath.LineTicket
+  ): Effect.Effect<CompletedRecord | undefined> => {
     const named = strategyOf(line)
     const strategy = Either.isRight(named) && named.right !== undefined
       ? named.right
@@ -28,10 +32,11 @@ export const make = (
       ? fallback
       : undefined
     if (strategy !== undefined) {
-      return Effect.provideService(Strategy.runLine(strategy, line), RequestPath.RequestPath, path)
+      const run = Effect.provideService(Strategy.runLine(strategy, line), RequestPath.RequestPath, path)
+      return ticket === undefined ? run : Effect.locally(run, RequestPath.lineTicket, ticket)
     }
     return Effect.map(
-      path.send({ record: line, route, planned: route !== undefined }),
+      path.send({ record: line, route, planned: route !== undefined, ticket }),
       (completed) => (RequestPath.isAbandoned(completed) ? undefined : completed)
     )
   }

@@ -5,9 +5,9 @@
  *
  * @internal
  */
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, Exit, FiberId, Stream } from "effect"
 import type { CompletedRecord, IdentifiedRecord } from "../PromptRecord.js"
-import { type LineTicket, lineTicket } from "../RequestPath.js"
+import type { LineTicket } from "../RequestPath.js"
 import { fanOut } from "./fanOut.js"
 
 /**
@@ -32,35 +32,63 @@ export const defaultLookahead = 256
  */
 export const runLines = <F, E, R, R2>(
   feeds: ReadonlyArray<LineFeed<F, E, R>>,
-  program: (line: IdentifiedRecord, feed: F) => Effect.Effect<CompletedRecord | undefined, never, R2>,
+  program: (line: IdentifiedRecord, feed: F, ticket: LineTicket) => Effect.Effect<CompletedRecord | undefined, never, R2>,
   options: {
     readonly stopping: () => boolean
     readonly backlog?: number | undefined
     readonly lookahead?: number | undefined
   }
 ): Stream.Stream<CompletedRecord, E, R | R2> =>
-  Stream.unwrap(Effect.gen(function*() {
+  Stream.suspend(() => {
     const lookahead = Math.max(1, options.lookahead ?? defaultLookahead)
-    const sources = yield* Effect.forEach(feeds, ({ feed, records }) =>
-      Effect.map(Effect.makeSemaphore(lookahead), (waiting) => ({
-        records,
-        admit: () =>
-          Effect.flatMap(waiting.take(1), () => {
-            if (!options.stopping()) return Effect.succeed("send" as const)
-            return Effect.as(waiting.release(1), "stop" as const)
-          }),
-        send: (line: IdentifiedRecord) => {
-          let released = false
-          const release = Effect.suspend(() => {
-            if (released) return Effect.void
-            released = true
-            return waiting.release(1)
-          })
-          return program(line, feed).pipe(
-            Effect.locally(lineTicket, { state: 0, admitted: release } satisfies LineTicket as LineTicket),
-            Effect.ensuring(release)
-          )
+    const sources = feeds.map(({ feed, records }) => {
+      // lines of this feed not yet admitted to a queue, and the feed waiting for one of them
+      let waiting = 0
+      let wakeUp: Deferred.Deferred<void> | undefined
+      const release = () => {
+        waiting--
+        if (wakeUp !== undefined) {
+          Deferred.unsafeDone(wakeUp, Exit.void)
+          wakeUp = undefined
         }
-      })))
+      }
+      const admit = (): Effect.Effect<"send" | "stop"> =>
+        Effect.suspend(() => {
+          if (options.stopping()) return Effect.succeed("stop" as const)
+          if (waiting < lookahead) {
+            waiting++
+            return Effect.succeed("send" as const)
+          }
+          wakeUp ??= Deferred.unsafeMake<void>(FiberId.none)
+          return Effect.zipRight(Deferred.await(wakeUp), admit())
+        })
+      return {
+        records,
+        admit,
+        send: (line: IdentifiedRecord) => {
+          const ticket = new Ticket(release)
+          return Effect.map(program(line, feed, ticket), (completed) => {
+            ticket.done()
+            return completed
+          })
+        }
+      }
+    })
     return fanOut(sources, options.backlog)
-  }))
+  })
+
+/** A line's ticket: `admitted` once its first request has its slot (or it ends without one). */
+class Ticket implements LineTicket {
+  state: 0 | 1 | 2 = 0
+  constructor(private readonly release: () => void) {}
+  private released = false
+  admitted(): void {
+    this.state = 2
+    this.done()
+  }
+  done(): void {
+    if (this.released) return
+    this.released = true
+    this.release()
+  }
+}
