@@ -153,6 +153,11 @@ export interface RunOptions<E = never, R = never> {
    * takes precedence over `strategies.default`.
    */
   readonly strategy?: Strategy.Strategy | undefined
+  /**
+   * How many times each line without `repeats` of its own is sent (default 1): each a record of
+   * its own with `sample` 0 to N − 1 and the line's id.
+   */
+  readonly repeats?: number | undefined
   /** Layers of the request path (a cache, a cost meter), outermost first. */
   readonly middleware?: ReadonlyArray<RequestPath.Middleware> | undefined
 }
@@ -306,9 +311,14 @@ export const run = <E = never, R = never>(
  * @category running
  */
 export const settings = (
-  options: Pick<RunOptions, "maxQueries" | "parallel" | "maxQueriesJson" | "timeout" | "maxAttempts">
+  options: Pick<RunOptions, "maxQueries" | "parallel" | "maxQueriesJson" | "timeout" | "maxAttempts" | "repeats">
 ): Effect.Effect<
-  { readonly plan: QueuePlan.QueuePlan; readonly timeout: Duration.Duration; readonly maxAttempts: number },
+  {
+    readonly plan: QueuePlan.QueuePlan
+    readonly timeout: Duration.Duration
+    readonly maxAttempts: number
+    readonly repeats: number
+  },
   QueuePlan.RateConfigError
 > =>
   Effect.gen(function*() {
@@ -330,7 +340,11 @@ export const settings = (
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
       return yield* new QueuePlan.RateConfigError({ message: `--max-attempts must be a whole number of at least 1, got ${maxAttempts}` })
     }
-    return { plan, timeout, maxAttempts }
+    const repeats = options.repeats ?? 1
+    if (!Number.isInteger(repeats) || repeats < 1) {
+      return yield* new QueuePlan.RateConfigError({ message: `--repeats must be a whole number of at least 1, got ${repeats}` })
+    }
+    return { plan, timeout, maxAttempts, repeats }
   })
 
 /**
@@ -363,6 +377,7 @@ interface Prepared {
   readonly queuePlan: QueuePlan.QueuePlan
   readonly timeout: Duration.Duration
   readonly maxAttempts: number
+  readonly repeats: number
   readonly folder: DataFolder.DataFolder
   readonly strategies: StrategySpec.StrategySetup
   readonly earlier: Resume.EarlierRun | undefined
@@ -372,7 +387,7 @@ interface Prepared {
 /** Step 1: settings checked, the data folder made, and for a resume, the earlier run found and reconciled. */
 const prepare = (options: RunOptions<any, any>, resumeFrom: string | undefined) =>
   Effect.gen(function*() {
-    const { maxAttempts, plan, timeout } = yield* settings(options)
+    const { maxAttempts, plan, repeats, timeout } = yield* settings(options)
     const folder = yield* DataFolder.prepare(options.dataFolder ?? "data")
     const earlier = resumeFrom === undefined ? undefined : yield* Resume.locate(resumeFrom)
     const reconciled = earlier === undefined ? undefined : yield* Resume.reconcile(earlier.files.completed)
@@ -386,6 +401,7 @@ const prepare = (options: RunOptions<any, any>, resumeFrom: string | undefined) 
       queuePlan: plan,
       timeout,
       maxAttempts,
+      repeats,
       folder,
       strategies: options.strategies ?? StrategySpec.defaultSetup,
       earlier,
@@ -441,7 +457,8 @@ const planRun = (options: RunOptions<any, any>, prepared: Prepared, placed: Plac
       queuePlan: prepared.queuePlan,
       strategies: prepared.strategies,
       strategyByDefault: options.strategy !== undefined,
-      done: done === undefined ? undefined : (record) => done.has(Resume.idKey(record.id))
+      done: done === undefined ? undefined : (key) => done.has(key),
+      repeats: prepared.repeats
     })
     const { report } = plan
     if (!ExperimentCheck.isValid(report) && !(options.skipInvalid === true && report.records > 0)) {

@@ -117,13 +117,19 @@ export const check = (
           } else {
             const record = decoded.record
             addWarnings(decoded.warnings)
-            const firstLine = ids.firstLineOrAdd(record.id, entry.line)
+            // the samples of a repeated line share its id: (id, sample) is the key
+            const firstLine = ids.firstLineOrAdd(
+              record.sample === undefined ? record.id : `\u0000${JSON.stringify(record.id)}\u0000${record.sample}`,
+              entry.line
+            )
             if (firstLine !== undefined) {
               lineProblems.push({
                 file: name,
                 line: entry.line,
                 key: "id",
-                message: `duplicate id ${JSON.stringify(record.id)} (first on line ${firstLine})`
+                message: `duplicate id ${JSON.stringify(record.id)}${
+                  record.sample === undefined ? "" : ` with sample ${record.sample}`
+                } (first on line ${firstLine})`
               })
             }
             apis.set(record.api, (apis.get(record.api) ?? 0) + 1)

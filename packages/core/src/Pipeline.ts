@@ -26,7 +26,7 @@ import * as RunSummary from "./RunSummary.js"
 export interface PipelineOptions extends
   Pick<
     Experiment.RunOptions,
-    "dataFolder" | "maxQueries" | "maxAttempts" | "parallel" | "maxQueriesJson" | "timeout" | "strategies"
+    "dataFolder" | "maxQueries" | "maxAttempts" | "parallel" | "maxQueriesJson" | "timeout" | "strategies" | "repeats"
   >
 {
   /**
@@ -278,6 +278,7 @@ export const run = (
           maxQueriesJson: options.maxQueriesJson,
           timeout: options.timeout,
           strategies: options.strategies,
+          repeats: options.repeats,
           onEvent: (event) => {
             if (event._tag === "Started") started = event.files
             return options.onRunEvent === undefined ? Effect.void : options.onRunEvent(file, event)

@@ -108,7 +108,17 @@ export const PromptRecord = Schema.Struct(
     group: optionalString,
     mode: optionalString,
     safety_filter: optionalString,
-    expected_response: Schema.optional(Schema.Unknown)
+    expected_response: Schema.optional(Schema.Unknown),
+    /** Send the line this many times, each a record of its own with `sample` 0 to N − 1. */
+    repeats: Schema.optionalWith(
+      Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)).annotations({ message: () => "must be a whole number of at least 1" }),
+      { exact: true }
+    ),
+    /** Which of a line's repeated samples this is: (id, sample) is a record's key. */
+    sample: Schema.optionalWith(
+      Schema.Int.pipe(Schema.greaterThanOrEqualTo(0)).annotations({ message: () => "must be a whole number of at least 0" }),
+      { exact: true }
+    )
   },
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 ).annotations({ identifier: "PromptRecord" })
@@ -258,6 +268,7 @@ export const decodeCompletedLine: (
  */
 export const CompletedOutcome = Schema.Struct({
   id: PromptId,
+  sample: Schema.optional(Schema.Number),
   response: Schema.Unknown,
   error: Schema.optional(Schema.NullOr(RecordError))
 }).annotations({ identifier: "CompletedOutcome" })

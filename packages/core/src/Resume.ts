@@ -95,7 +95,7 @@ export const locate = (
  * @category models
  */
 export interface Reconciled {
-  /** Ids (as JSON text, so `1` and `"1"` differ) answered successfully: not sent again. */
+  /** Record keys (`recordKey`: the id as JSON text, so `1` and `"1"` differ, and the sample) answered successfully: not sent again. */
   readonly done: ReadonlySet<string>
   /** Records that held an error: dropped, sent again. */
   readonly errored: number
@@ -114,6 +114,16 @@ export interface Reconciled {
 export const idKey = (id: unknown): string => JSON.stringify(id)
 
 /**
+ * The key of a record: its id, and its `sample` when the line is repeated (the samples of one
+ * line share its id).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const recordKey = (id: unknown, sample?: number | undefined): string =>
+  sample === undefined ? JSON.stringify(id) : `${JSON.stringify(id)}#${sample}`
+
+/**
  * A completed line as resume reads it: only the keys it needs (`id`, `response`, `error`), so a
  * large file is reconciled at about the speed of `JSON.parse` (a whole `CompletedRecord` decode
  * is about ten times slower). A line that does not decode is a write cut off by a crash.
@@ -121,7 +131,7 @@ export const idKey = (id: unknown): string => JSON.stringify(id)
 const decodeOutcome = Schema.decodeUnknownEither(Schema.parseJson(PromptRecord.CompletedOutcome), { exact: true })
 
 /**
- * Rewrites the completed file keeping one successful record per id, in order, and returns what
+ * Rewrites the completed file keeping one successful record per id (and sample), in order, and returns what
  * was kept. The new file replaces the old one atomically (written beside it, then renamed), so
  * a crash during a resume leaves either file whole.
  *
@@ -161,7 +171,7 @@ export const reconcile = (
           errored++
           return Option.none()
         }
-        const key = idKey(record.id)
+        const key = recordKey(record.id, record.sample)
         if (done.has(key)) {
           duplicates++
           return Option.none()

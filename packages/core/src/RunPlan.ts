@@ -18,6 +18,7 @@ import * as ExperimentFile from "./ExperimentFile.js"
 import type { IdentifiedRecord } from "./PromptRecord.js"
 import type { ProviderRegistry } from "./Provider.js"
 import * as QueuePlan from "./QueuePlan.js"
+import * as Resume from "./Resume.js"
 import type * as RequestPath from "./RequestPath.js"
 import * as StrategySpec from "./StrategySpec.js"
 
@@ -51,6 +52,11 @@ export interface RunPlan {
   readonly invalidProblems: ReadonlyMap<number, ReadonlyArray<ExperimentFile.LineProblem>>
   /** The queue of a line by ordinal: an index into `queues`, or `invalid` / `done`. */
   readonly assignment: (ordinal: number) => number | "invalid" | "done"
+  /**
+   * The records a valid line is sent as: itself, or one per sample not answered before when it
+   * is repeated (`repeats` on the line, or the run's default), each with its `sample`.
+   */
+  readonly expand: (line: IdentifiedRecord) => ReadonlyArray<IdentifiedRecord>
 }
 
 const invalidMarker = 0xffff
@@ -73,8 +79,8 @@ class Assignment {
 }
 
 /**
- * Checks `file` and plans its queues in one streaming pass. `done` holds the id keys answered
- * before (see `Resume.idKey`); their lines are left out.
+ * Checks `file` and plans its queues in one streaming pass. `done` says which record keys were
+ * answered before (see `Resume.recordKey`); those records are left out.
  *
  * @since 0.1.0
  * @category constructors
@@ -82,7 +88,9 @@ class Assignment {
 export const make = (file: string, options: {
   readonly displayName: string
   readonly queuePlan: QueuePlan.QueuePlan
-  readonly done?: ((record: IdentifiedRecord) => boolean) | undefined
+  readonly done?: ((key: string) => boolean) | undefined
+  /** How many times a line without `repeats` of its own is sent (default 1). */
+  readonly repeats?: number | undefined
   readonly strategies?: StrategySpec.StrategySetup | undefined
   /** Lines that name no strategy run one given in code (so they are not single requests). */
   readonly strategyByDefault?: boolean | undefined
@@ -95,6 +103,17 @@ export const make = (file: string, options: {
     const strategyOf = StrategySpec.resolver(options.strategies ?? StrategySpec.defaultSetup)
     const invalidProblems = new Map<number, ReadonlyArray<ExperimentFile.LineProblem>>()
     let alreadyDone = 0
+    const repeats = options.repeats ?? 1
+    const done = options.done ?? (() => false)
+    // the samples a line is sent as: `undefined` is the line as it is
+    const samplesOf = (line: IdentifiedRecord): ReadonlyArray<number | undefined> => {
+      const n = line.repeats ?? (line.sample === undefined && repeats > 1 ? repeats : undefined)
+      return n === undefined ? [undefined] : Array.from({ length: n }, (_, k) => k)
+    }
+    const remaining = (line: IdentifiedRecord) =>
+      samplesOf(line).filter((sample) => !done(Resume.recordKey(line.id, sample ?? line.sample)))
+    const expand = (line: IdentifiedRecord): ReadonlyArray<IdentifiedRecord> =>
+      remaining(line).map((sample) => (sample === undefined ? line : { ...line, sample }))
     const report = yield* ExperimentCheck.check(file, {
       displayName: options.displayName,
       strategies: options.strategies,
@@ -104,9 +123,11 @@ export const make = (file: string, options: {
           invalidProblems.set(verdict.ordinal, verdict.problems)
           return
         }
-        if (options.done?.(verdict.record) === true) {
+        const all = samplesOf(verdict.record).length
+        const left = remaining(verdict.record).length
+        alreadyDone += all - left
+        if (left === 0) {
           assignment.set(verdict.ordinal, doneMarker)
-          alreadyDone++
           return
         }
         const key = options.queuePlan.keyFor(verdict.record)
@@ -117,11 +138,11 @@ export const make = (file: string, options: {
           totals.push(0)
           requests.push(0)
         }
-        totals[index]!++
+        totals[index]! += left
         const strategy = strategyOf(verdict.record)
         const plain = strategy._tag === "Right" && strategy.right === undefined &&
           !(options.strategyByDefault === true && verdict.record.strategy === undefined)
-        if (plain) requests[index]!++
+        if (plain) requests[index]! += left
         assignment.set(verdict.ordinal, index)
       }
     })
@@ -134,6 +155,7 @@ export const make = (file: string, options: {
       queues,
       alreadyDone,
       invalidProblems,
+      expand,
       assignment: (ordinal) => {
         const value = assignment.get(ordinal) ?? invalidMarker
         return value === invalidMarker ? "invalid" : value === doneMarker ? "done" : value
@@ -232,7 +254,7 @@ export const lines = (
           const bad: Array<InvalidLine> = []
           for (const entry of chunk) {
             const index = plan.assignment(entry.ordinal)
-            if (index === 0) valid.push(decode(entry))
+            if (index === 0) valid.push(...plan.expand(decode(entry)))
             else if (index === "invalid") bad.push(invalidLine(entry))
           }
           const lines = Chunk.unsafeFromArray(valid)
@@ -261,7 +283,7 @@ export const lines = (
             continue
           }
           sizes[index]!++
-          out[index]!.push(decode(entry))
+          out[index]!.push(...plan.expand(decode(entry)))
         }
         return Effect.zipRight(
           Effect.forEach(out, (items, i) => (items.length === 0 ? Effect.void : Queue.offerAll(buffers[i]!, items)), {
@@ -279,7 +301,7 @@ export const lines = (
     const own = (index: number, after: number) =>
       ExperimentFile.readJsonl(file).pipe(
         Stream.filter((entry) => entry.ordinal > after && plan.assignment(entry.ordinal) === index),
-        Stream.map(decode)
+        Stream.mapConcat((entry) => plan.expand(decode(entry)))
       )
     const then = (index: number) =>
       Stream.unwrap(Effect.sync(() => {

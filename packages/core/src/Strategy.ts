@@ -162,7 +162,7 @@ const compareOrder = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): numbe
 }
 
 /** The keys of a line that a sub-request keeps (the rest stay on the line's record). */
-const requestKeys = ["api", "model_name", "prompt", "parameters", "group", "mode", "safety_filter"] as const
+const requestKeys = ["api", "model_name", "prompt", "parameters", "group", "mode", "safety_filter", "sample"] as const
 
 /**
  * The record a step sends: the line's prompt keys, with the model and prompt given.
@@ -206,7 +206,9 @@ export const generate = (
     const stepName = `${scope.prefix}${name}`
     const order = [...scope.order, scope.next++]
     const path = yield* RequestPath.RequestPath
-    const completed = yield* path.send({ record: { ...record, id: `${String(record.id)}#${stepName}` }, step: stepName })
+    // a repeated line's samples each run the strategy: the sample keeps their requests apart
+    const id = record.sample === undefined ? String(record.id) : `${String(record.id)}/${record.sample}`
+    const completed = yield* path.send({ record: { ...record, id: `${id}#${stepName}` }, step: stepName })
     if (RequestPath.isAbandoned(completed)) return yield* new StepAbandoned({ step: stepName })
     log?.steps.push({ order, record: completed, step: stepName })
     if (completed.error !== undefined) return yield* new StepFailed({ step: stepName, record: completed })

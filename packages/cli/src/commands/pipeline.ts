@@ -23,6 +23,7 @@ export const options = {
   envFile: SharedOptions.envFile,
   maxQueries: runOptions.maxQueries,
   maxAttempts: runOptions.maxAttempts,
+  repeats: runOptions.repeats,
   parallel: runOptions.parallel,
   maxQueriesJson: runOptions.maxQueriesJson,
   timeout: runOptions.timeout,

@@ -24,6 +24,13 @@ const maxAttempts = SharedOptions.number("max-attempts", { integer: true, atLeas
   Options.withDefault(5),
   Options.withDescription("Attempts per prompt in total, the first included (prompto's -ma).")
 )
+const repeats = SharedOptions.number("repeats", { integer: true, atLeast: 1 }).pipe(
+  Options.withDefault(1),
+  Options.withDescription(
+    "Send each line this many times (lines with their own \"repeats\" key keep it): each a record of its own with " +
+      "\"sample\" 0 to N-1 and the line's id."
+  )
+)
 const parallel = Options.boolean("parallel").pipe(
   Options.withAlias("p"),
   Options.withDescription("One queue per group (or api, split by model where --max-queries-json says), all at once.")
@@ -237,12 +244,14 @@ export const queueSettings = (
     readonly maxAttempts: number
     readonly parallel: boolean
     readonly timeout: number
+    readonly repeats: number
   },
   rates: QueuePlan.MaxQueriesJson | undefined
 ) => ({
   dataFolder: flags.dataFolder,
   maxQueries: flags.maxQueries,
   maxAttempts: flags.maxAttempts,
+  repeats: flags.repeats,
   parallel: flags.parallel,
   maxQueriesJson: rates,
   timeout: Duration.seconds(flags.timeout)
@@ -263,6 +272,7 @@ export const options = {
   dataFolder: SharedOptions.dataFolder,
   maxQueries,
   maxAttempts,
+  repeats,
   parallel,
   maxQueriesJson,
   outputAsCsv,
