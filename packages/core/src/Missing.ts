@@ -48,6 +48,11 @@ export interface WriteOptions {
   readonly newFile: string
   /** The key holding each record's id (default `id`). */
   readonly idKey?: string | undefined
+  /**
+   * How many times the run sent each line without `repeats` of its own (its `--repeats`,
+   * default 1). A repeated line's record key is (id, sample).
+   */
+  readonly repeats?: number | undefined
 }
 
 /**
@@ -94,7 +99,12 @@ export const idKeyOf = (id: unknown): string =>
   typeof id === "string" ? `s${id}` : typeof id === "number" ? `n${id}` : `j${canonical(id)}`
 
 type Parsed =
-  | { readonly _tag: "Ok"; readonly id: unknown; readonly hasId: boolean }
+  | {
+    readonly _tag: "Ok"
+    readonly id: unknown
+    readonly hasId: boolean
+    readonly value: Readonly<Record<string, unknown>>
+  }
   | { readonly _tag: "Bad"; readonly detail: string }
 
 /**
@@ -117,9 +127,19 @@ const parse = (file: string, line: number, text: string, idKey: string): Parsed 
     onLeft: (problems) => ({ _tag: "Bad", detail: problems.map((problem) => problem.message).join("; ") }),
     onRight: (value) => {
       const hasId = Object.prototype.hasOwnProperty.call(value, idKey)
-      return { _tag: "Ok", id: hasId ? value[idKey] : undefined, hasId }
+      return { _tag: "Ok", id: hasId ? value[idKey] : undefined, hasId, value }
     }
   })
+
+/**
+ * The key of a record: its id (`idKeyOf`), and its `sample` when it is one of a repeated
+ * line's samples.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const sampleKeyOf = (id: unknown, sample: unknown): string =>
+  typeof sample === "number" ? `${idKeyOf(id)}#${sample}` : idKeyOf(id)
 
 /** Line numbers, in order, in a growable typed array. */
 class LineList {
@@ -176,7 +196,7 @@ export const completedIds = (
         return Effect.fail(new MissingError({ file, line: entry.line, detail: parsed.detail }))
       }
       if (!parsed.hasId) return Effect.fail(new MissingError({ file, line: entry.line, detail: `no "${idKey}" key` }))
-      ids.add(idKeyOf(parsed.id))
+      ids.add(sampleKeyOf(parsed.id, parsed.value.sample))
       return Effect.void
     }
     yield* Stream.runForEach(ExperimentFile.lines(file), (entry) => {
@@ -213,8 +233,12 @@ export const write = (
     }
     const completed = yield* completedIds(options.output, idKey)
 
-    // first pass: check every input line and note which are missing
+    // first pass: check every input line and note which are missing; of a repeated line with
+    // some samples answered, which samples are missing
     const missing = new LineList()
+    const partly = new Map<number, ReadonlyArray<number>>()
+    const repeats = options.repeats ?? 1
+    let added = 0
     let inputRecords = 0
     yield* Stream.runForEach(ExperimentFile.lines(options.input), (entry) => {
       inputRecords++
@@ -227,7 +251,21 @@ export const write = (
         }
         id = ExperimentFile.assignedId(entry.line)
       }
-      if (!completed.ids.has(idKeyOf(id))) missing.push(entry.line)
+      const value = parsed.value
+      const n = typeof value.repeats === "number" ? value.repeats : value.sample === undefined && repeats > 1 ? repeats : undefined
+      if (n === undefined) {
+        if (!completed.ids.has(sampleKeyOf(id, value.sample))) {
+          missing.push(entry.line)
+          added++
+        }
+        return Effect.void
+      }
+      const samples = Array.from({ length: n }, (_, k) => k).filter((k) => !completed.ids.has(sampleKeyOf(id, k)))
+      if (samples.length > 0) {
+        missing.push(entry.line)
+        if (samples.length < n || value.repeats === undefined) partly.set(entry.line, samples)
+        added += samples.length === n && value.repeats !== undefined ? 1 : samples.length
+      }
       return Effect.void
     })
 
@@ -243,7 +281,13 @@ export const write = (
           const out: Array<string> = []
           for (const entry of chunk) {
             if (missing.at(next) === entry.line) {
-              out.push(entry.text)
+              const samples = partly.get(entry.line)
+              if (samples === undefined) out.push(entry.text)
+              else {
+                // one line per missing sample, each with its `sample` and no `repeats`
+                const { repeats: _, ...line } = JSON.parse(entry.text) as Record<string, unknown>
+                for (const sample of samples) out.push(JSON.stringify({ ...line, sample }))
+              }
               next++
             }
           }
@@ -251,7 +295,7 @@ export const write = (
         })
       }))
     }
-    return { added: missing.length, inputRecords, completedIds: completed.ids.size, warnings: completed.warnings }
+    return { added, inputRecords, completedIds: completed.ids.size, warnings: completed.warnings }
   })
 
 /**

@@ -9,6 +9,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Experiment from "../src/Experiment.js"
+import * as Missing from "../src/Missing.js"
 import { PermanentError } from "../src/ProviderError.js"
 import { MockProvider } from "../src/testing/index.js"
 
@@ -96,3 +97,34 @@ describe("repeats", () => {
   })
 })
 
+
+describe("missing with repeats", () => {
+  it.effect("a repeated line with some samples answered is written once per missing sample; a wholly missing one as it is", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const input = path.join(dir, "in.jsonl")
+      const output = path.join(dir, "done.jsonl")
+      const next = path.join(dir, "next.jsonl")
+      fs.writeFileSync(input, lines([
+        { id: 1, api: "mock", model_name: "m", prompt: "p", repeats: 3 },
+        { id: 2, api: "mock", model_name: "m", prompt: "q", repeats: 2 },
+        { id: 3, api: "mock", model_name: "m", prompt: "r" }
+      ]))
+      fs.writeFileSync(output, lines([
+        { id: 1, sample: 0, response: "ok" },
+        { id: 1, sample: 2, response: "ok" },
+        { id: 3, response: "ok" }
+      ]))
+      const result = yield* Missing.write({ input, output, newFile: next })
+      expect(result.added).toBe(2)
+      expect(readJsonl(next)).toEqual([
+        { id: 1, api: "mock", model_name: "m", prompt: "p", sample: 1 },
+        { id: 2, api: "mock", model_name: "m", prompt: "q", repeats: 2 }
+      ])
+      // with the run's --repeats 2, a line without its own repeats is keyed (id, sample) too
+      const again = path.join(dir, "again.jsonl")
+      const withDefault = yield* Missing.write({ input, output, newFile: again, repeats: 2 })
+      expect(withDefault.added).toBe(4)
+      expect(readJsonl(again).map((r) => `${String(r.id)}/${String(r.sample)}`)).toEqual(["1/1", "2/undefined", "3/0", "3/1"])
+    }).pipe(Effect.provide(NodeContext.layer)))
+})

@@ -7,6 +7,7 @@
 import { Command, Options } from "@effect/cli"
 import { Missing } from "@prompto/core"
 import { Console, Effect } from "effect"
+import * as SharedOptions from "../SharedOptions.js"
 
 /**
  * The flags of `prompto missing`, as prompto's script has them.
@@ -33,6 +34,13 @@ export const options = {
   id: Options.text("id").pipe(
     Options.withDefault("id"),
     Options.withDescription("The key holding each record's id (ids compare by value and type: 1 and \"1\" differ).")
+  ),
+  repeats: SharedOptions.number("repeats", { integer: true, atLeast: 1 }).pipe(
+    Options.withDefault(1),
+    Options.withDescription(
+      "The run's --repeats: a repeated line's records are keyed (id, sample); a line with some samples missing is " +
+        "written once per missing sample."
+    )
   )
 }
 
@@ -44,7 +52,13 @@ export const options = {
  */
 export const command = Command.make("missing", options, (flags) =>
   Effect.gen(function*() {
-    const result = yield* Missing.write({ input: flags.input, output: flags.output, newFile: flags.newFile, idKey: flags.id })
+    const result = yield* Missing.write({
+      input: flags.input,
+      output: flags.output,
+      newFile: flags.newFile,
+      idKey: flags.id,
+      repeats: flags.repeats
+    })
     for (const warning of result.warnings) yield* Console.error(`warning: ${warning}`)
     yield* Console.log(Missing.format(result, flags.newFile))
   })).pipe(
