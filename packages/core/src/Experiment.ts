@@ -10,6 +10,7 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Duration, Effect, Exit, Schema, type Scope, Stream } from "effect"
+import * as Choices from "./Choices.js"
 import * as DataFolder from "./DataFolder.js"
 import * as ExperimentCheck from "./ExperimentCheck.js"
 import * as ExperimentFile from "./ExperimentFile.js"
@@ -158,6 +159,11 @@ export interface RunOptions<E = never, R = never> {
    * its own with `sample` 0 to N − 1 and the line's id.
    */
   readonly repeats?: number | undefined
+  /**
+   * Write one record per choice of an answer with `n` choices, each with `choice_index`
+   * (batch-prompt's flat format); the first carries the request's usage (default false).
+   */
+  readonly flattenChoices?: boolean | undefined
   /** Layers of the request path (a cache, a cost meter), outermost first. */
   readonly middleware?: ReadonlyArray<RequestPath.Middleware> | undefined
 }
@@ -668,12 +674,19 @@ const sendLines = (run: Running, path: { readonly requestPath: RequestPath.Reque
     const complete = (lines: Stream.Stream<CompletedRecord, any, any>) =>
       Effect.gen(function*() {
         const completed = yield* Output.appendLines(opened.files.completed)
-        const results = Stream.merge(invalid, lines)
+        const merged = Stream.merge(invalid, lines)
+        const results = options.flattenChoices === true ? Stream.mapConcat(merged, Choices.flatten) : merged
         const out = options.stages === undefined ? results : applyStage(results, options.stages)
         yield* stop.withGrace(
           Stream.runForEachChunk(withServices(out), (chunk) => {
-            const lines = [...chunk].map((record) => JSON.stringify(record))
-            return Effect.zipRight(completed.write(lines), Effect.sync(() => (written += lines.length)))
+            const lines: Array<string> = []
+            let whole = 0
+            for (const record of chunk) {
+              lines.push(JSON.stringify(record))
+              // a flattened line counts once, by its first choice
+              if (record.choice_index === undefined || record.choice_index === 0) whole++
+            }
+            return Effect.zipRight(completed.write(lines), Effect.sync(() => (written += whole)))
           }),
           graceOver
         )

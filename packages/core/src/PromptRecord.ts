@@ -269,6 +269,7 @@ export const decodeCompletedLine: (
 export const CompletedOutcome = Schema.Struct({
   id: PromptId,
   sample: Schema.optional(Schema.Number),
+  choice_index: Schema.optional(Schema.Number),
   response: Schema.Unknown,
   error: Schema.optional(Schema.NullOr(RecordError))
 }).annotations({ identifier: "CompletedOutcome" })

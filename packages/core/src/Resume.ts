@@ -151,6 +151,7 @@ export const reconcile = (
     yield* Effect.addFinalizer((exit) => exit._tag === "Success" ? Effect.void : Effect.ignore(fs.remove(temporary)))
     const writer = yield* Output.appendLines(temporary)
     const done = new Set<string>()
+    const seen = new Set<string>()
     let errored = 0
     let broken = 0
     let duplicates = 0
@@ -172,10 +173,13 @@ export const reconcile = (
           return Option.none()
         }
         const key = recordKey(record.id, record.sample)
-        if (done.has(key)) {
+        // a flattened answer is several records of one request, told apart by `choice_index`
+        const choice = record.choice_index === undefined ? undefined : `${key}@${record.choice_index}`
+        if (choice === undefined ? done.has(key) : seen.has(choice)) {
           duplicates++
           return Option.none()
         }
+        if (choice !== undefined) seen.add(choice)
         done.add(key)
         return Option.some(text)
       }),

@@ -6,6 +6,8 @@
  */
 
 /** @since 0.1.0 */
+export * as Choices from "./Choices.js"
+/** @since 0.1.0 */
 export * as DataFolder from "./DataFolder.js"
 /** @since 0.1.0 */
 export * as Evaluation from "./Evaluation.js"

@@ -128,3 +128,39 @@ describe("missing with repeats", () => {
       expect(readJsonl(again).map((r) => `${String(r.id)}/${String(r.sample)}`)).toEqual(["1/1", "2/undefined", "3/0", "3/1"])
     }).pipe(Effect.provide(NodeContext.layer)))
 })
+
+describe("flatten choices", () => {
+  it.live("an answer with n choices becomes one record per choice with choice_index; resume keeps them all and sends nothing", () => {
+    const dir = tempDir()
+    const file = path.join(dir, "n.jsonl")
+    fs.writeFileSync(file, lines([
+      { id: "x", api: "mock", model_name: "m", prompt: "p", parameters: { n: 3 } },
+      { id: "turns", api: "mock", model_name: "m", prompt: ["a", "b"], parameters: { n: 2 } },
+      { id: "one", api: "mock", model_name: "m", prompt: "q" }
+    ]))
+    const mock = MockProvider.make("mock", {
+      respond: (record) =>
+        record.id === "x"
+          ? { response: ["A", "B", "C"], usage: { prompt_tokens: 1, completion_tokens: 3, total_tokens: 4 } }
+          : record.id === "turns" ? { response: ["t1", "t2"] } : "only"
+    })
+    const again = MockProvider.make("mock")
+    return Effect.gen(function*() {
+      const result = yield* Experiment.run({ file, dataFolder: path.join(dir, "data"), maxQueries: 600_000, flattenChoices: true }).pipe(
+        withMock(mock)
+      )
+      const completed = readJsonl(result.files.completed)
+      const x = completed.filter((record) => record.id === "x")
+      expect(x.map((record) => [record.choice_index, record.response])).toEqual([[0, "A"], [1, "B"], [2, "C"]])
+      expect(x.map((record) => record.usage !== undefined)).toEqual([true, false, false])
+      // a multi-turn chat's list of answers is not a list of choices
+      expect(completed.find((record) => record.id === "turns")).toMatchObject({ response: ["t1", "t2"] })
+      expect(completed.find((record) => record.id === "turns")!.choice_index).toBeUndefined()
+      expect(result.notDone).toBe(0)
+      const resumed = yield* Experiment.resume({ from: result.files.folder, dataFolder: path.join(dir, "data") }).pipe(withMock(again))
+      expect(again.calls).toHaveLength(0)
+      expect(resumed.alreadyDone).toBe(3)
+      expect(readJsonl(result.files.completed)).toHaveLength(5)
+    })
+  })
+})

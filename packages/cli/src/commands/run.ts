@@ -50,6 +50,12 @@ const timeout = SharedOptions.number("timeout", { moreThan: 0 }).pipe(
 const skipInvalid = Options.boolean("skip-invalid").pipe(
   Options.withDescription("Run the valid lines and write invalid ones as error records (default: refuse to start).")
 )
+const flattenChoices = Options.boolean("flatten-choices").pipe(
+  Options.withDescription(
+    "Write one record per choice of an answer with n choices (parameters.n > 1), each with choice_index " +
+      "(batch-prompt's flat format); the first carries the usage."
+  )
+)
 const resume = Options.text("resume").pipe(
   Options.optional,
   Options.withDescription(
@@ -276,6 +282,7 @@ export const options = {
   parallel,
   maxQueriesJson,
   outputAsCsv,
+  flattenChoices,
   timeout,
   skipInvalid,
   scorer,
@@ -382,6 +389,7 @@ export const command = Command.make("run", options, (flags) =>
         stop,
         skipInvalid: flags.skipInvalid,
         outputAsCsv: flags.outputAsCsv,
+        flattenChoices: flags.flattenChoices,
         stages: evaluation.stages,
         strategies,
         onEvent: (event: Experiment.RunEvent) =>
