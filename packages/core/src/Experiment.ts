@@ -647,7 +647,14 @@ interface Sent {
  * appended as it comes. With an input stage, its records are the lines (and with
  * `inputStageOnly` they are only written to `input/`).
  */
-const sendLines = (run: Running, path: { readonly requestPath: RequestPath.RequestPathService; readonly services: Context.Context<StageServices> }) =>
+const sendLines = (
+  run: Running,
+  path: {
+    readonly requestPath: RequestPath.RequestPathService
+    readonly services: Context.Context<StageServices>
+    readonly metrics: Metrics.MetricsService
+  }
+) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const paths = yield* Path.Path
@@ -680,13 +687,21 @@ const sendLines = (run: Running, path: { readonly requestPath: RequestPath.Reque
         yield* stop.withGrace(
           Stream.runForEachChunk(withServices(out), (chunk) => {
             const lines: Array<string> = []
+            const answers: Array<Effect.Effect<void>> = []
             let whole = 0
             for (const record of chunk) {
               lines.push(JSON.stringify(record))
               // a flattened line counts once, by its first choice
               if (record.choice_index === undefined || record.choice_index === 0) whole++
+              // the samples of a repeated line: how often they agree on their answer
+              if (record.sample !== undefined && record.error === undefined && record.answer !== undefined) {
+                answers.push(path.metrics.answer(record.id, record.answer))
+              }
             }
-            return Effect.zipRight(completed.write(lines), Effect.sync(() => (written += whole)))
+            return Effect.zipRight(
+              completed.write(lines),
+              Effect.zipRight(Effect.all(answers, { discard: true }), Effect.sync(() => (written += whole)))
+            )
           }),
           graceOver
         )

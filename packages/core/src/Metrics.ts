@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Extract from "./Extract.js"
 import { Context, Effect, Layer, Option } from "effect"
 
 /**
@@ -29,6 +30,11 @@ export interface Observation {
   readonly model_name: string
   readonly group?: string | undefined
   readonly value: Score
+  /**
+   * The prompt a sample of a repeated line belongs to (its id; set for records with `sample`):
+   * its samples' scores are also averaged per prompt.
+   */
+  readonly prompt?: unknown
 }
 
 /**
@@ -39,7 +45,12 @@ export interface Observation {
  */
 export interface Row {
   readonly scorer: string
-  readonly by: "all" | "model" | "group"
+  /**
+   * `"prompt"`: over the prompts of repeated lines, each counted once by the mean of its
+   * samples (so the standard error is across prompts, not samples); for `answer agreement`,
+   * each prompt's share of samples that gave its most common answer.
+   */
+  readonly by: "all" | "model" | "group" | "prompt"
   /** Set when `by` is `"model"`. */
   readonly api?: string
   /** Set when `by` is `"model"`. */
@@ -76,6 +87,8 @@ export interface Summary {
  */
 export interface MetricsService {
   readonly record: (observation: Observation) => Effect.Effect<void>
+  /** The answer of one sample of a repeated line (`prompt`: its id), for the answer agreement. */
+  readonly answer: (prompt: unknown, answer: unknown) => Effect.Effect<void>
   readonly summary: Effect.Effect<Summary>
 }
 
@@ -133,8 +146,25 @@ const figures = (cell: Cell) => ({
  */
 export const make: Effect.Effect<MetricsService> = Effect.sync(() => {
   const scorers = new Map<string, ScorerCells>()
+  // per prompt of a repeated line: each scorer's running sum and count, and its answers' counts
+  const perPrompt = new Map<string, Map<string, { sum: number; count: number }>>()
+  const answers = new Map<string, Map<string, number>>()
   const record = (observation: Observation): Effect.Effect<void> =>
     Effect.sync(() => {
+      if (observation.prompt !== undefined) {
+        const x = typeof observation.value === "boolean" ? (observation.value ? 1 : 0) : observation.value
+        if (typeof x === "number" && Number.isFinite(x)) {
+          let prompts = perPrompt.get(observation.scorer)
+          if (prompts === undefined) perPrompt.set(observation.scorer, prompts = new Map())
+          const key = JSON.stringify(observation.prompt)
+          const cell = prompts.get(key)
+          if (cell === undefined) prompts.set(key, { sum: x, count: 1 })
+          else {
+            cell.sum += x
+            cell.count++
+          }
+        }
+      }
       let cells = scorers.get(observation.scorer)
       if (cells === undefined) {
         cells = { all: emptyCell(), models: new Map(), groups: new Map() }
@@ -167,10 +197,39 @@ export const make: Effect.Effect<MetricsService> = Effect.sync(() => {
       for (const [group, cell] of cells.groups) {
         rows.push({ scorer, by: "group", group, ...figures(cell) })
       }
+      const prompts = perPrompt.get(scorer)
+      if (prompts !== undefined) {
+        const cell = emptyCell()
+        for (const { count, sum } of prompts.values()) add(cell, sum / count)
+        rows.push({ scorer, by: "prompt", ...figures(cell), kind: "number" })
+      }
+    }
+    if (answers.size > 0) {
+      const cell = emptyCell()
+      for (const counts of answers.values()) {
+        let total = 0
+        let most = 0
+        for (const n of counts.values()) {
+          total += n
+          most = Math.max(most, n)
+        }
+        add(cell, most / total)
+      }
+      rows.push({ scorer: "answer agreement", by: "prompt", ...figures(cell), kind: "number" })
     }
     return { rows }
   })
-  return { record, summary }
+  const answer = (prompt: unknown, value: unknown): Effect.Effect<void> =>
+    Effect.sync(() => {
+      const key = JSON.stringify(prompt)
+      let counts = answers.get(key)
+      if (counts === undefined) answers.set(key, counts = new Map())
+      // answers are compared as the self-consistency vote compares them
+      const text = value === null || value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value)
+      const normal = Extract.normalize(text)
+      counts.set(normal, (counts.get(normal) ?? 0) + 1)
+    })
+  return { record, answer, summary }
 })
 
 /**
@@ -202,6 +261,8 @@ const formatNumber = (x: number): string => {
 const label = (row: Row): string =>
   row.by === "all"
     ? "all"
+    : row.by === "prompt"
+    ? "per prompt"
     : row.by === "model"
     ? `model ${row.api ?? ""}/${row.model_name ?? ""}`
     : `group ${row.group ?? ""}`

@@ -346,7 +346,8 @@ export const scoreRecord = <E, R>(
         api: record.api,
         model_name: record.model_name,
         group: record.group,
-        value: result.score
+        value: result.score,
+        prompt: record.sample === undefined ? undefined : record.id
       })
     }
     const { scorer_errors: _previous, ...rest } = record as CompletedRecord & { readonly scorer_errors?: unknown }

@@ -9,7 +9,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Experiment from "../src/Experiment.js"
+import * as Metrics from "../src/Metrics.js"
 import * as Missing from "../src/Missing.js"
+import * as Scorer from "../src/Scorer.js"
 import { PermanentError } from "../src/ProviderError.js"
 import { MockProvider } from "../src/testing/index.js"
 
@@ -161,6 +163,41 @@ describe("flatten choices", () => {
       expect(again.calls).toHaveLength(0)
       expect(resumed.alreadyDone).toBe(3)
       expect(readJsonl(result.files.completed)).toHaveLength(5)
+    })
+  })
+})
+
+describe("metrics across samples", () => {
+  it.live("per prompt: the mean score of its samples, and how often its samples agree on the answer", () => {
+    const dir = tempDir()
+    const file = path.join(dir, "m.jsonl")
+    fs.writeFileSync(file, lines([
+      { id: "a", api: "mock", model_name: "m", prompt: "p", expected_response: "42", strategy: { name: "self_consistency", samples: 1, extract: "last_number" } },
+      { id: "b", api: "mock", model_name: "m", prompt: "q", expected_response: "42", strategy: { name: "self_consistency", samples: 1, extract: "last_number" } }
+    ]))
+    // a: samples answer 42, 42, 41, 42; b: 40, 42, 40, 40
+    const answersOf: Record<string, ReadonlyArray<string>> = { a: ["42", "42", "41", "42"], b: ["40", "42", "40", "40"] }
+    const mock = MockProvider.make("mock", {
+      respond: (record) => {
+        const [line, sample] = String(record.id).split("#")[0]!.split("/")
+        return `so ${answersOf[line!]![Number(sample)]}`
+      }
+    })
+    return Effect.gen(function*() {
+      const result = yield* Experiment.run({
+        file,
+        dataFolder: path.join(dir, "data"),
+        maxQueries: 600_000,
+        repeats: 4,
+        stages: (records) => records.pipe(Scorer.stage([Scorer.match]))
+      }).pipe(withMock(mock))
+      const rows = result.metrics.rows
+      expect(rows.find((row) => row.scorer === "match" && row.by === "all")).toMatchObject({ count: 8, mean: 0.5 })
+      // per prompt: a 3/4, b 1/4; mean 0.5 over 2 prompts
+      expect(rows.find((row) => row.scorer === "match" && row.by === "prompt")).toMatchObject({ count: 2, mean: 0.5 })
+      // a: 3 of 4 agree, b: 3 of 4 agree
+      expect(rows.find((row) => row.scorer === "answer agreement")).toMatchObject({ by: "prompt", count: 2, mean: 0.75 })
+      expect(Metrics.format(result.metrics).some((line) => line.startsWith("answer agreement  per prompt"))).toBe(true)
     })
   })
 })
