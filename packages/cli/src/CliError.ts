@@ -44,6 +44,9 @@ export const describe = (error: unknown): string => {
       case "JudgeConfigError":
       case "RephraseConfigError":
         return `error: ${tagged.path}: ${tagged.message}`
+      case "ExpandError":
+        // one line per problem, each naming its file, line and key
+        return (tagged.message ?? "").split("\n").map((line) => `error: ${line}`).join("\n")
       case "StrategyConfigError":
         return tagged.path === "" ? `error: ${tagged.message}` : `error: ${tagged.path}: ${tagged.message}`
       default:

@@ -9,6 +9,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Console, Effect } from "effect"
 import * as CliError from "./CliError.js"
 import * as check from "./commands/check.js"
+import * as expand from "./commands/expand.js"
 import * as judge from "./commands/judge.js"
 import * as missing from "./commands/missing.js"
 import * as pipeline from "./commands/pipeline.js"
@@ -31,7 +32,7 @@ export const version = "0.1.0"
  */
 export const command = Command.make("prompto").pipe(
   Command.withDescription("Run large prompt experiments against many LLM APIs at once."),
-  Command.withSubcommands([run.command, check.command, judge.command, pipeline.command, missing.command])
+  Command.withSubcommands([run.command, check.command, expand.command, judge.command, pipeline.command, missing.command])
 )
 
 const cli = Command.run(command, { name: "prompto", version })

@@ -12,6 +12,8 @@ export * as DataFolder from "./DataFolder.js"
 /** @since 0.1.0 */
 export * as Evaluation from "./Evaluation.js"
 /** @since 0.1.0 */
+export * as Expand from "./Expand.js"
+/** @since 0.1.0 */
 export * as Experiment from "./Experiment.js"
 /** @since 0.1.0 */
 export * as ExperimentCheck from "./ExperimentCheck.js"
