@@ -11,6 +11,7 @@ import { Effect, Either, Option, Schema, Stream } from "effect"
 import * as FileSystemError from "./internal/fileSystemError.js"
 import { kindOf, problemsOf, quoted } from "./internal/jsonLine.js"
 import { type IdentifiedRecord, PromptRecord } from "./PromptRecord.js"
+import * as CsvFeed from "./internal/csvFeed.js"
 
 /**
  * A file that cannot be read at all (missing, unreadable, wrong extension).
@@ -303,24 +304,7 @@ export const readCsv = (file: string): Stream.Stream<RawEntry, ExperimentFileErr
       skip_empty_lines: true,
       info: true
     })
-    let first = true
-    const feed = fs.stream(file, { chunkSize: 64 * 1024 }).pipe(
-      Stream.map((chunk) => {
-        const bom = first && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf
-        first = false
-        return bom ? chunk.subarray(3) : chunk
-      }),
-      Stream.runForEach((chunk) =>
-        Effect.async<void>((resume) => {
-          if (parser.write(chunk)) resume(Effect.void)
-          else parser.once("drain", () => resume(Effect.void))
-        })
-      ),
-      Effect.matchEffect({
-        onFailure: (error) => Effect.sync(() => parser.destroy(new Error(FileSystemError.describe(error)))),
-        onSuccess: () => Effect.sync(() => parser.end())
-      })
-    )
+    const feed = CsvFeed.feed(fs, file, parser)
     yield* Effect.forkScoped(feed)
     const strict = new TextDecoder("utf-8", { fatal: true })
     const lenient = new TextDecoder("utf-8")

@@ -11,6 +11,7 @@ import type { Readable } from "node:stream"
 import * as ExperimentFile from "../ExperimentFile.js"
 import type { LineProblem } from "../ExperimentFile.js"
 import * as FileSystemError from "./fileSystemError.js"
+import * as CsvFeed from "./csvFeed.js"
 
 /** Why a file is refused when it is not UTF-8. */
 export const notUtf8 = "is not valid UTF-8 text (save the file as UTF-8)"
@@ -98,24 +99,7 @@ const readCsvVars = (file: string): Stream.Stream<VarsEntry, ExperimentFile.Expe
     } as CsvOptions)
     // an error is read from `parser.errored` when the rows are next pulled; never thrown
     parser.on("error", () => {})
-    let first = true
-    const feed = fs.stream(file, { chunkSize: 64 * 1024 }).pipe(
-      Stream.map((chunk) => {
-        const bom = first && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf
-        first = false
-        return bom ? chunk.subarray(3) : chunk
-      }),
-      Stream.runForEach((chunk) =>
-        Effect.async<void>((resume) => {
-          if (parser.write(chunk)) resume(Effect.void)
-          else parser.once("drain", () => resume(Effect.void))
-        })
-      ),
-      Effect.matchEffect({
-        onFailure: (error) => Effect.sync(() => parser.destroy(new Error(FileSystemError.describe(error)))),
-        onSuccess: () => Effect.sync(() => parser.end())
-      })
-    )
+    const feed = CsvFeed.feed(fs, file, parser)
     yield* Effect.forkScoped(feed)
     const strict = new TextDecoder("utf-8", { fatal: true })
     const lenient = new TextDecoder("utf-8")
