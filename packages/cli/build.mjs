@@ -33,8 +33,9 @@ const result = await esbuild.build({
   // provider SDKs go to their own chunks, loaded only when a provider needs them
   splitting: true,
   chunkNames: "chunks/[name]-[hash]",
-  // tsx loads user scorer modules at run time: it must stay a real package, not a copy
-  external: ["tsx", "tsx/*"],
+  // tsx loads user scorer modules at run time, and lmdb loads its native binary from its own
+  // folder: both must stay real packages, not copies
+  external: ["tsx", "tsx/*", "lmdb"],
   // bundled CommonJS dependencies call `require` for Node built-ins
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: "warning",

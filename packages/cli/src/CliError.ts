@@ -43,6 +43,7 @@ export const describe = (error: unknown): string => {
       case "OutputError":
       case "JudgeConfigError":
       case "RephraseConfigError":
+      case "CacheError":
         return `error: ${tagged.path}: ${tagged.message}`
       case "ExpandError":
         // one line per problem, each naming its file, line and key

@@ -34,8 +34,18 @@ export const multiLetterShortFlags: Readonly<Record<string, string>> = {
  * @category utils
  */
 export const normalize = (args: ReadonlyArray<string>): ReadonlyArray<string> =>
-  args.map((arg) => {
+  args.map((arg, i) => {
+    // `--cache` takes an optional folder: alone, it means the data folder's cache/
+    if (arg === "--cache" && (i + 1 >= args.length || args[i + 1]!.startsWith("-"))) return `--cache=${defaultCacheFolder}`
     const [flag = arg, value] = arg.split(/=(.*)/s, 2)
     const long = multiLetterShortFlags[flag]
     return long === undefined ? arg : value === undefined ? long : `${long}=${value}`
   })
+
+/**
+ * What a bare `--cache` stands for: the data folder's `cache/`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultCacheFolder = "<data folder>/cache"

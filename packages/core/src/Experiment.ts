@@ -10,6 +10,7 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Duration, Effect, Exit, Schema, type Scope, Stream } from "effect"
+import * as Cache from "./Cache.js"
 import * as Choices from "./Choices.js"
 import * as DataFolder from "./DataFolder.js"
 import * as ExperimentCheck from "./ExperimentCheck.js"
@@ -164,6 +165,11 @@ export interface RunOptions<E = never, R = never> {
    * (batch-prompt's flat format); the first carries the request's usage (default false).
    */
   readonly flattenChoices?: boolean | undefined
+  /**
+   * The response cache: `folder` (default `<data folder>/cache`) and `mode` (default
+   * `read-write`); see `Cache`.
+   */
+  readonly cache?: { readonly folder?: string | undefined; readonly mode?: Cache.Mode | undefined } | undefined
   /** Layers of the request path (a cache, a cost meter), outermost first. */
   readonly middleware?: ReadonlyArray<RequestPath.Middleware> | undefined
 }
@@ -217,6 +223,7 @@ export interface RunResult {
  * @category errors
  */
 export type RunError =
+  | Cache.CacheError
   | ExperimentInvalid
   | ExperimentFile.ExperimentFileError
   | DataFolder.DataFolderError
@@ -607,6 +614,11 @@ const openStop = (options: RunOptions<any, any>, log: Output.RunLog) => {
 const openRequestPath = (run: Running) =>
   Effect.gen(function*() {
     const { plan, prepared } = run
+    const cacheOptions = run.options.cache
+    const cache = cacheOptions === undefined
+      ? undefined
+      : yield* Cache.open(cacheOptions.folder ?? (yield* Path.Path).join(prepared.folder.root, "cache"))
+    if (cache !== undefined) yield* run.log.write(`Cache: ${cache.path} (${cacheOptions?.mode ?? "read-write"})`)
     const requestPath = yield* RequestPath.make({
       route: (record) => {
         const key = prepared.queuePlan.keyFor(record)
@@ -617,7 +629,9 @@ const openRequestPath = (run: Running) =>
       onEvent: run.events.publish,
       stopping: run.stop.stopping,
       stopped: run.stop.requested,
-      middleware: run.options.middleware,
+      middleware: cache === undefined
+        ? run.options.middleware
+        : [Cache.middleware(cache, cacheOptions?.mode), ...(run.options.middleware ?? [])],
       queues: plan.queues.map((queue) => queue.route)
     })
     const linked = yield* LinkedRun.make({

@@ -57,13 +57,26 @@ export interface Request {
 export type Send = (request: Request) => Effect.Effect<CompletedRecord>
 
 /**
+ * What a middleware may use besides the next `Send`: the run's event observer (a request a
+ * middleware answers by itself still reports itself, so the statistics add up) and the route
+ * of a request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MiddlewareContext {
+  readonly emit: (event: SchedulerEvent) => Effect.Effect<void>
+  readonly route: (request: Request) => Route
+}
+
+/**
  * A layer of the request path: wraps the next `Send` (the cache, cost meter and batch executor
  * go here).
  *
  * @since 0.1.0
  * @category models
  */
-export type Middleware = (next: Send) => Send
+export type Middleware = (next: Send, context: MiddlewareContext) => Send
 
 /**
  * The service.
@@ -189,7 +202,8 @@ export const make = (
         if (stopping()) return abandoned(record)
         return yield* Dispatch.dispatch(record, { key: target.key, pacer, timeout }, options, registry, emitHere)
       })
-    const send = (options.middleware ?? []).reduceRight<Send>((next, middleware) => middleware(next), paced)
+    const context: MiddlewareContext = { emit, route: (request) => request.route ?? options.route(request.record) }
+    const send = (options.middleware ?? []).reduceRight<Send>((next, middleware) => middleware(next, context), paced)
     return { send, stopping }
   })
 

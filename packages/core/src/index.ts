@@ -6,6 +6,8 @@
  */
 
 /** @since 0.1.0 */
+export * as Cache from "./Cache.js"
+/** @since 0.1.0 */
 export * as Choices from "./Choices.js"
 /** @since 0.1.0 */
 export * as DataFolder from "./DataFolder.js"

@@ -5,12 +5,13 @@
  */
 import { Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
-import { Evaluation, Experiment, Metrics, QueuePlan, RunSummary, StrategySpec } from "@prompto/core"
+import { Cache, Evaluation, Experiment, Metrics, QueuePlan, RunSummary, StrategySpec } from "@prompto/core"
 import * as Providers from "@prompto/providers"
 import { Console, Duration, Effect, Option } from "effect"
 import * as CliError from "../CliError.js"
 import * as EnvFile from "../EnvFile.js"
 import * as Progress from "../Progress.js"
+import * as PromptoFlags from "../PromptoFlags.js"
 import * as Signals from "../Signals.js"
 import * as SharedOptions from "../SharedOptions.js"
 
@@ -55,6 +56,17 @@ const flattenChoices = Options.boolean("flatten-choices").pipe(
     "Write one record per choice of an answer with n choices (parameters.n > 1), each with choice_index " +
       "(batch-prompt's flat format); the first carries the usage."
   )
+)
+const cache = Options.text("cache").pipe(
+  Options.optional,
+  Options.withDescription(
+    "Answer from the response cache and keep new answers: --cache alone uses <data folder>/cache, --cache DIR that " +
+      "folder. A request asked before (same api, model, prompt, parameters, step and sample) is not sent again."
+  )
+)
+const cacheMode = Options.choice("cache-mode", Cache.modes).pipe(
+  Options.withDefault("read-write" as Cache.Mode),
+  Options.withDescription("read-write (default), read-only (keep nothing new) or refresh (send everything, keep the answers).")
 )
 const resume = Options.text("resume").pipe(
   Options.optional,
@@ -283,6 +295,8 @@ export const options = {
   maxQueriesJson,
   outputAsCsv,
   flattenChoices,
+  cache,
+  cacheMode,
   timeout,
   skipInvalid,
   scorer,
@@ -390,6 +404,10 @@ export const command = Command.make("run", options, (flags) =>
         skipInvalid: flags.skipInvalid,
         outputAsCsv: flags.outputAsCsv,
         flattenChoices: flags.flattenChoices,
+        cache: Option.isNone(flags.cache) ? undefined : {
+          folder: flags.cache.value === PromptoFlags.defaultCacheFolder ? undefined : flags.cache.value,
+          mode: flags.cacheMode
+        },
         stages: evaluation.stages,
         strategies,
         onEvent: (event: Experiment.RunEvent) =>
