@@ -8,6 +8,7 @@ import { Command, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Console, Effect } from "effect"
 import * as CliError from "./CliError.js"
+import * as cache from "./commands/cache.js"
 import * as check from "./commands/check.js"
 import * as expand from "./commands/expand.js"
 import * as judge from "./commands/judge.js"
@@ -32,7 +33,15 @@ export const version = "0.1.0"
  */
 export const command = Command.make("prompto").pipe(
   Command.withDescription("Run large prompt experiments against many LLM APIs at once."),
-  Command.withSubcommands([run.command, check.command, expand.command, judge.command, pipeline.command, missing.command])
+  Command.withSubcommands([
+    run.command,
+    check.command,
+    expand.command,
+    judge.command,
+    pipeline.command,
+    missing.command,
+    cache.command
+  ])
 )
 
 const cli = Command.run(command, { name: "prompto", version })

@@ -76,6 +76,8 @@ export interface Cache {
   readonly put: (key: string, entry: Entry) => Effect.Effect<void>
   /** Entries kept, and the size of the database file in bytes. */
   readonly stats: Effect.Effect<{ readonly entries: number; readonly bytes: number }>
+  /** Calls `f` on every entry (a check of the whole cache); gives how many there were. */
+  readonly forEach: (f: (entry: Entry, key: string) => void) => Effect.Effect<number>
   /** Removes entries kept before `before` (clock milliseconds; all when absent); gives how many. */
   readonly clear: (before?: number) => Effect.Effect<number>
 }
@@ -137,6 +139,15 @@ export const open = (folder: string): Effect.Effect<Cache, CacheError, Scope.Sco
         const bytes = nodeFs.existsSync(file) ? nodeFs.statSync(file).size : 0
         return { entries: stat.entryCount ?? 0, bytes }
       }),
+      forEach: (f) =>
+        Effect.sync(() => {
+          let count = 0
+          for (const { key: k, value } of db.getRange()) {
+            f(value, k)
+            count++
+          }
+          return count
+        }),
       clear: (before) =>
         Effect.promise(async () => {
           let removed = 0
