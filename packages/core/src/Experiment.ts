@@ -12,6 +12,7 @@ import { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Duration, Effect, Exit, Schema, type Scope, Stream } from "effect"
 import * as Cache from "./Cache.js"
 import * as Choices from "./Choices.js"
+import * as Cost from "./Cost.js"
 import * as DataFolder from "./DataFolder.js"
 import * as ExperimentCheck from "./ExperimentCheck.js"
 import * as ExperimentFile from "./ExperimentFile.js"
@@ -629,9 +630,12 @@ const openRequestPath = (run: Running) =>
       onEvent: run.events.publish,
       stopping: run.stop.stopping,
       stopped: run.stop.requested,
-      middleware: cache === undefined
-        ? run.options.middleware
-        : [Cache.middleware(cache, cacheOptions?.mode), ...(run.options.middleware ?? [])],
+      // the cost meter outermost: a cache hit cost nothing, a miss is priced from its usage
+      middleware: [
+        Cost.middleware,
+        ...(cache === undefined ? [] : [Cache.middleware(cache, cacheOptions?.mode)]),
+        ...(run.options.middleware ?? [])
+      ],
       queues: plan.queues.map((queue) => queue.route)
     })
     const linked = yield* LinkedRun.make({

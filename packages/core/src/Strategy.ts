@@ -600,7 +600,7 @@ const stepRecord = (step: string, record: CompletedRecord): Record<string, unkno
   }
   if (record.parameters !== undefined) out.parameters = record.parameters
   out.response = record.response
-  for (const key of ["usage", "latency_ms", "attempts", "timestamp_sent", "timestamp_received", "error"] as const) {
+  for (const key of ["usage", "cost", "cached", "latency_ms", "attempts", "timestamp_sent", "timestamp_received", "error"] as const) {
     if (record[key] !== undefined) out[key] = record[key]
   }
   return out
@@ -633,9 +633,13 @@ export const runLine = (
     const ordered = [...log.steps].sort((a, b) => compareOrder(a.order, b.order))
     const usage: Record<string, number> = {}
     let attempts = 0
+    // the line's cost is its steps' (unknown when one step's is), when the run meters cost
+    let cost: number | null | undefined
     for (const { record } of ordered) {
       addUsage(usage, record.usage)
       attempts += record.attempts ?? 0
+      const stepCost = record.cost as number | null | undefined
+      if (stepCost !== undefined) cost = stepCost === null || cost === null ? null : (cost ?? 0) + stepCost
     }
     const common: Record<string, unknown> = {
       timestamp_sent: Timestamp.format(startedAt),
@@ -643,6 +647,7 @@ export const runLine = (
       latency_ms: finishedAt - startedAt,
       attempts,
       ...(Object.keys(usage).length === 0 ? {} : { usage }),
+      ...(cost === undefined ? {} : { cost }),
       steps: ordered.map(({ record, step }) => stepRecord(step, record))
     }
     if (result._tag === "Left") {

@@ -10,6 +10,8 @@ export * as Cache from "./Cache.js"
 /** @since 0.1.0 */
 export * as Choices from "./Choices.js"
 /** @since 0.1.0 */
+export * as Cost from "./Cost.js"
+/** @since 0.1.0 */
 export * as DataFolder from "./DataFolder.js"
 /** @since 0.1.0 */
 export * as Evaluation from "./Evaluation.js"
