@@ -8,7 +8,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { ChildProcess } from "node:child_process"
 import { describe, it } from "vitest"
-import { childEnv, ls, readJsonl, runFilesOf, tempDirs } from "./e2e/cliHarness.js"
+import { childEnv, ls, readJsonl, runFilesOf, tempDirs, whenCompleted } from "./e2e/cliHarness.js"
 import { spawnCli } from "./e2e/spawnCli.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -30,19 +30,6 @@ const writeExperiment = (dir: string, n: number): void => {
   fs.writeFileSync(path.join(dir, "long.jsonl"), lines.join("\n") + "\n")
 }
 
-/** Calls `then` once the completed file of `long` has at least `lines` lines. */
-const whenCompleted = (dir: string, lines: number, then: () => void) => {
-  const output = path.join(dir, "data", "output", "long")
-  const timer = setInterval(() => {
-    const [file] = runFilesOf(output, "completed", "long")
-    if (file === undefined) return
-    const count = fs.readFileSync(path.join(output, file), "utf8").split("\n").length - 1
-    if (count >= lines) {
-      clearInterval(timer)
-      then()
-    }
-  }, 20)
-}
 
 const run = (dir: string, args: ReadonlyArray<string>, whileRunning?: (child: ChildProcess) => void) =>
   spawnCli(prompto, args, { cwd: dir, env: childEnv, timeoutMs: 90_000, ...(whileRunning === undefined ? {} : { whileRunning }) })
@@ -60,7 +47,7 @@ describe.concurrent("long runs from the CLI", () => {
     writeExperiment(dir, n)
     const flags = ["-d", "data", "-mq", "3000", "-p"]
     const killed = await run(dir, ["run", "-f", "long.jsonl", ...flags], (child) =>
-      whenCompleted(dir, 60, () => child.kill("SIGKILL")))
+      whenCompleted(dir, "long", 60, () => child.kill("SIGKILL")))
     expect(killed.status).toBe(null)
     const output = path.join(dir, "data", "output", "long")
     const [file] = runFilesOf(output, "completed", "long")
@@ -90,7 +77,7 @@ describe.concurrent("long runs from the CLI", () => {
     const n = 120
     writeExperiment(dir, n)
     const stopped = await run(dir, ["run", "-f", "long.jsonl", "-d", "data", "-mq", "2400", "--grace", "10"], (child) =>
-      whenCompleted(dir, 20, () => child.kill("SIGINT")))
+      whenCompleted(dir, "long", 20, () => child.kill("SIGINT")))
     expect(stopped.status).toBe(130)
     expect(stopped.stderr).toMatch(/Stopping: no more prompts are sent/)
     const command = stopped.stdout.split("\n").find((line) => line.trim().startsWith("prompto run --resume"))

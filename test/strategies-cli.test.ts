@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url"
 import { describe, type ExpectStatic, it } from "vitest"
 import * as GeminiServer from "../packages/providers/test/servers/GeminiServer.js"
 import * as OpenAiServer from "../packages/providers/test/servers/OpenAiServer.js"
-import { childEnv, readJsonl, runFilesOf, stripAnsi, tempDirs } from "./e2e/cliHarness.js"
+import { childEnv, readJsonl, runFilesOf, stripAnsi, tempDirs, whenCompleted } from "./e2e/cliHarness.js"
 import * as Loopback from "./e2e/loopback.js"
 import * as SlowProxy from "./e2e/slowProxy.js"
 import { type Result, spawnCli } from "./e2e/spawnCli.js"
@@ -242,20 +242,6 @@ const completedRecords = (dir: string, name: string): ReadonlyArray<Json> => {
   return readJsonl(path.join(output, files[0]!))
 }
 
-/** Calls `then` once the completed file of `name` has at least `lines` lines. */
-const whenCompleted = (dir: string, name: string, lines: number, then: () => void): void => {
-  const output = path.join(dir, "data", "output", name)
-  const timer = setInterval(() => {
-    const [file] = runFilesOf(output, "completed", name)
-    if (file === undefined) return
-    const count = fs.readFileSync(path.join(output, file), "utf8").split("\n").length - 1
-    if (count >= lines) {
-      clearInterval(timer)
-      then()
-    }
-  }, 20)
-  timer.unref()
-}
 
 /**
  * Starts the loopback servers for a test (a test that cannot start them fails), gives it a temp

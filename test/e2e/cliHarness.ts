@@ -56,3 +56,18 @@ export const runFilesOf = (
 /** The records of a JSONL file. */
 export const readJsonl = (file: string): ReadonlyArray<Record<string, unknown>> =>
   fs.readFileSync(file, "utf8").split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line))
+
+/** Calls `then` once the completed file of run `name` in `dir/data/output/name` has at least `lines` lines. */
+export const whenCompleted = (dir: string, name: string, lines: number, then: () => void): void => {
+  const output = path.join(dir, "data", "output", name)
+  const timer = setInterval(() => {
+    const [file] = runFilesOf(output, "completed", name)
+    if (file === undefined) return
+    const count = fs.readFileSync(path.join(output, file), "utf8").split("\n").length - 1
+    if (count >= lines) {
+      clearInterval(timer)
+      then()
+    }
+  }, 20)
+  timer.unref()
+}
