@@ -44,6 +44,7 @@ export const describe = (error: unknown): string => {
       case "JudgeConfigError":
       case "RephraseConfigError":
       case "CacheError":
+      case "PricesError":
         return `error: ${tagged.path}: ${tagged.message}`
       case "ExpandError":
         // one line per problem, each naming its file, line and key

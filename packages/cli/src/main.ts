@@ -10,6 +10,7 @@ import { Console, Effect } from "effect"
 import * as CliError from "./CliError.js"
 import * as cache from "./commands/cache.js"
 import * as check from "./commands/check.js"
+import * as estimate from "./commands/estimate.js"
 import * as expand from "./commands/expand.js"
 import * as judge from "./commands/judge.js"
 import * as missing from "./commands/missing.js"
@@ -36,6 +37,7 @@ export const command = Command.make("prompto").pipe(
   Command.withSubcommands([
     run.command,
     check.command,
+    estimate.command,
     expand.command,
     judge.command,
     pipeline.command,

@@ -12,11 +12,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Schema, type Scope } from "effect"
+import { Clock, Effect, FiberRef, Schema, type Scope } from "effect"
 import { createHash } from "node:crypto"
 import * as nodeFs from "node:fs"
 import * as nodePath from "node:path"
 import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
+import * as Provider from "./Provider.js"
 import * as RequestPath from "./RequestPath.js"
 import * as Timestamp from "./Timestamp.js"
 
@@ -82,21 +83,65 @@ export interface Cache {
   readonly clear: (before?: number) => Effect.Effect<number>
 }
 
-const canonical = (value: unknown): string =>
-  Array.isArray(value)
-    ? `[${value.map(canonical).join(",")}]`
-    : typeof value === "object" && value !== null
-    ? `{${Object.keys(value).sort().map((key) => `${JSON.stringify(key)}:${canonical((value as Record<string, unknown>)[key])}`).join(",")}}`
-    : JSON.stringify(value) ?? "null"
+/** Keys whose string value may name a file in the media folder (prompto's shapes per API). */
+const mediaKeys = new Set(["media", "image_url", "url"])
+
+const isUrl = (reference: string): boolean => /^(https?|gs|data):/i.test(reference)
+
+const canonical = (value: unknown, media: ((reference: string) => string | undefined) | undefined): string => {
+  if (Array.isArray(value)) return `[${value.map((item) => canonical(item, media)).join(",")}]`
+  if (typeof value !== "object" || value === null) return JSON.stringify(value) ?? "null"
+  const object = value as Record<string, unknown>
+  return `{${
+    Object.keys(object).sort().map((name) => {
+      const item = object[name]
+      // a local file is keyed by its content, so an edited image is a new request
+      const hashed = media !== undefined && mediaKeys.has(name) && typeof item === "string" && !isUrl(item)
+        ? media(item)
+        : undefined
+      return `${JSON.stringify(name)}:${hashed === undefined ? canonical(item, media) : JSON.stringify({ sha256: hashed })}`
+    }).join(",")
+  }}`
+}
 
 /**
- * The key of a request: a SHA-256 of everything that decides its answer, written canonically
- * (object keys sorted), so the same request always finds the same entry.
+ * Hashes media files by content (SHA-256), each read once while its size and modification time
+ * stay the same; a file that cannot be read gives `undefined` (keyed by its name).
  *
  * @since 0.1.0
  * @category keys
  */
-export const key = (record: IdentifiedRecord, step?: string | undefined): string =>
+export const mediaHasher = (): (folder: string) => (reference: string) => string | undefined => {
+  const known = new Map<string, { readonly stamp: string; readonly hash: string }>()
+  return (folder) => (reference) => {
+    const file = nodePath.resolve(folder, reference)
+    try {
+      const stat = nodeFs.statSync(file)
+      const stamp = `${stat.size}:${stat.mtimeMs}`
+      const seen = known.get(file)
+      if (seen !== undefined && seen.stamp === stamp) return seen.hash
+      const hash = createHash("sha256").update(nodeFs.readFileSync(file)).digest("hex")
+      known.set(file, { stamp, hash })
+      return hash
+    } catch {
+      return undefined
+    }
+  }
+}
+
+/**
+ * The key of a request: a SHA-256 of everything that decides its answer, written canonically
+ * (object keys sorted), so the same request always finds the same entry. With `media`, local
+ * media files the prompt names count by their content, not their name.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const key = (
+  record: IdentifiedRecord,
+  step?: string | undefined,
+  media?: ((reference: string) => string | undefined) | undefined
+): string =>
   createHash("sha256").update(canonical({
     api: record.api,
     model_name: record.model_name,
@@ -106,7 +151,7 @@ export const key = (record: IdentifiedRecord, step?: string | undefined): string
     safety_filter: record.safety_filter ?? null,
     sample: record.sample ?? null,
     step: step ?? null
-  })).digest("base64url")
+  }, media)).digest("base64url")
 
 /**
  * Opens (or creates) the cache in `folder`, closed with the scope. LMDB keeps the database
@@ -163,7 +208,7 @@ export const open = (folder: string): Effect.Effect<Cache, CacheError, Scope.Sco
   })
 
 /** Keys of a completed record that are the run's own, not the provider's answer. */
-const runKeys = new Set(["timestamp_sent", "timestamp_received", "latency_ms", "attempts", "usage", "response", "error"])
+const runKeys = new Set(["cost", "cached", "timestamp_sent", "timestamp_received", "latency_ms", "attempts", "usage", "response", "error"])
 
 /**
  * The cache as a request-path middleware. A hit completes the record at once (reported to the
@@ -173,44 +218,44 @@ const runKeys = new Set(["timestamp_sent", "timestamp_received", "latency_ms", "
  * @since 0.1.0
  * @category middleware
  */
-export const middleware = (cache: Cache, mode: Mode = "read-write"): RequestPath.Middleware => (next, context) => (request) =>
-  Effect.gen(function*() {
-    const { record } = request
-    const k = key(record, request.step)
-    const hit = mode === "refresh" ? undefined : cache.get(k)
-    if (hit !== undefined) {
-      const now = yield* Clock.currentTimeMillis
-      const at = Timestamp.format(now)
-      const completed: CompletedRecord = {
-        ...record,
-        timestamp_sent: at,
-        response: hit.response,
-        ...hit.fields,
-        timestamp_received: at,
-        latency_ms: 0,
-        attempts: 0,
-        ...(hit.usage === undefined ? {} : { usage: hit.usage as CompletedRecord["usage"] }),
-        cached: true
+export const middleware = (cache: Cache, mode: Mode = "read-write"): RequestPath.Middleware => {
+  const hashMedia = mediaHasher()
+  return (next, context) => (request) =>
+    Effect.gen(function*() {
+      const { record } = request
+      const k = key(record, request.step, hashMedia(yield* FiberRef.get(Provider.mediaFolder)))
+      const hit = mode === "refresh" ? undefined : cache.get(k)
+      if (hit !== undefined) {
+        const now = yield* Clock.currentTimeMillis
+        const at = Timestamp.format(now)
+        const completed: CompletedRecord = {
+          ...record,
+          timestamp_sent: at,
+          response: hit.response,
+          ...hit.fields,
+          timestamp_received: at,
+          latency_ms: 0,
+          attempts: 0,
+          ...(hit.usage === undefined ? {} : { usage: hit.usage as CompletedRecord["usage"] }),
+          cached: true,
+          // it paid nothing this time
+          cost: 0
+        }
+        return yield* RequestPath.answerHere(context, request, completed)
       }
-      const route = context.route(request)
-      if (request.planned !== true) {
-        yield* context.emit({ _tag: "Queued", queue: route.key, queriesPerMinute: route.queriesPerMinute, id: record.id })
+      const completed = yield* next(request)
+      if (mode !== "read-only" && completed.error === undefined) {
+        const fields: Record<string, unknown> = {}
+        for (const [name, value] of Object.entries(completed)) {
+          if (!runKeys.has(name) && !Object.hasOwn(record, name)) fields[name] = value
+        }
+        yield* cache.put(k, {
+          response: completed.response,
+          usage: completed.usage,
+          fields,
+          at: yield* Clock.currentTimeMillis
+        })
       }
-      yield* context.emit({ _tag: "Completed", queue: route.key, record: completed, ok: true })
       return completed
-    }
-    const completed = yield* next(request)
-    if (mode !== "read-only" && completed.error === undefined) {
-      const fields: Record<string, unknown> = {}
-      for (const [name, value] of Object.entries(completed)) {
-        if (!runKeys.has(name) && !Object.hasOwn(record, name)) fields[name] = value
-      }
-      yield* cache.put(k, {
-        response: completed.response,
-        usage: completed.usage,
-        fields,
-        at: yield* Clock.currentTimeMillis
-      })
-    }
-    return completed
-  })
+    })
+}

@@ -13,6 +13,8 @@ import { Clock, Context, Duration, Effect, Exit, Schema, type Scope, Stream } fr
 import * as Cache from "./Cache.js"
 import * as Choices from "./Choices.js"
 import * as Cost from "./Cost.js"
+import * as SpendCap from "./SpendCap.js"
+import * as TokenCount from "./TokenCount.js"
 import * as DataFolder from "./DataFolder.js"
 import * as ExperimentCheck from "./ExperimentCheck.js"
 import * as ExperimentFile from "./ExperimentFile.js"
@@ -171,8 +173,16 @@ export interface RunOptions<E = never, R = never> {
    * `read-write`); see `Cache`.
    */
   readonly cache?: { readonly folder?: string | undefined; readonly mode?: Cache.Mode | undefined } | undefined
-  /** Layers of the request path (a cache, a cost meter), outermost first. */
+  /** Layers of the request path below the cache and the spend cap, outermost first. */
   readonly middleware?: ReadonlyArray<RequestPath.Middleware> | undefined
+  /** Prices that add to or override the price table (see `Cost`); every answer gets its `cost`. */
+  readonly prices?: Cost.Prices | undefined
+  /**
+   * The spend cap in USD (see `SpendCap`): the run stops gracefully before a request would take
+   * the spend past it; `RunResult.stopReason` is then `"spend-cap"`. A resumed run counts what
+   * its completed file already cost.
+   */
+  readonly maxCost?: number | undefined
 }
 
 /**
@@ -211,6 +221,10 @@ export interface RunResult {
   readonly preparedFile: string | undefined
   /** Whether the run was stopped before every prompt was answered (see `RunOptions.stop`). */
   readonly stopped: boolean
+  /** Why it stopped: `"signal"` (`RunOptions.stop`) or `"spend-cap"` (`RunOptions.maxCost`). */
+  readonly stopReason: string | undefined
+  /** With `maxCost`: USD spent in all, earlier runs of a resumed experiment included. */
+  readonly spent: number | undefined
   /** Prompts of this run with no record in the completed file (sent again by a resume). */
   readonly notDone: number
   /** For a resumed run: the prompts answered before, not sent again. */
@@ -601,6 +615,8 @@ const openStop = (options: RunOptions<any, any>, log: Output.RunLog) => {
   const grace = Duration.decode(options.grace ?? Duration.seconds(30))
   return GracefulStop.make({
     signal: options.stop,
+    requestable: options.maxCost !== undefined,
+    onMessage: (message) => Effect.ignore(log.write(message)),
     grace,
     onStop: Effect.ignore(log.write(
       `Stop requested: no more prompts are sent; requests in flight have ${Duration.format(grace)} to answer`
@@ -620,6 +636,7 @@ const openRequestPath = (run: Running) =>
       ? undefined
       : yield* Cache.open(cacheOptions.folder ?? (yield* Path.Path).join(prepared.folder.root, "cache"))
     if (cache !== undefined) yield* run.log.write(`Cache: ${cache.path} (${cacheOptions?.mode ?? "read-write"})`)
+    const spendCap = yield* openSpendCap(run)
     const requestPath = yield* RequestPath.make({
       route: (record) => {
         const key = prepared.queuePlan.keyFor(record)
@@ -630,12 +647,10 @@ const openRequestPath = (run: Running) =>
       onEvent: run.events.publish,
       stopping: run.stop.stopping,
       stopped: run.stop.requested,
-      // the cost meter outermost: a cache hit cost nothing, a miss is priced from its usage
-      middleware: [
-        Cost.middleware,
-        ...(cache === undefined ? [] : [Cache.middleware(cache, cacheOptions?.mode)]),
-        ...(run.options.middleware ?? [])
-      ],
+      price: Cost.pricer(run.options.prices),
+      middleware: [...(cache === undefined ? [] : [Cache.middleware(cache, cacheOptions?.mode)]), ...(run.options.middleware ?? [])],
+      // checked as each request is sent: a cache hit is not, so it neither spends nor reserves
+      gate: spendCap?.gate,
       queues: plan.queues.map((queue) => queue.route)
     })
     const linked = yield* LinkedRun.make({
@@ -649,7 +664,31 @@ const openRequestPath = (run: Running) =>
       Context.add(Metrics.Metrics, metrics),
       Context.add(RequestPath.RequestPath, requestPath)
     )
-    return { requestPath, linked, metrics, services }
+    return { requestPath, linked, metrics, services, spendCap }
+  })
+
+/** The spend cap of `maxCost`, counting what a resumed run's completed file already cost. */
+const openSpendCap = (run: Running) =>
+  Effect.gen(function*() {
+    const limit = run.options.maxCost
+    if (limit === undefined) return undefined
+    const alreadySpent = run.prepared.reconciled?.spent ?? 0
+    const money = (usd: number) => `$${usd.toFixed(usd < 1 ? 6 : 4)}`
+    yield* run.log.write(
+      `Spend cap: ${money(limit)}` + (alreadySpent > 0 ? ` (${money(alreadySpent)} already spent by this run's completed records)` : "")
+    )
+    return SpendCap.make({
+      limit,
+      alreadySpent,
+      prices: run.options.prices,
+      counter: yield* TokenCount.load,
+      stop: run.stop,
+      onUnpriced: (api, model) =>
+        Effect.ignore(run.log.write(
+          `Warning: no price is known for ${api}/${model}: its requests are sent but not counted against the spend cap ` +
+            `(give one with --prices)`
+        ))
+    })
   })
 
 /** What sending left: the lines written, the lines there were to write, a prepared file. */
@@ -810,7 +849,8 @@ const runScoped = <E, R>(
       inputOnly,
       notDone: inputOnly ? 0 : Math.max(0, sent.expected - sent.written),
       preparedFile: sent.preparedFile,
-      alreadyDone: plan.alreadyDone
+      alreadyDone: plan.alreadyDone,
+      spendCap: path.spendCap
     })
   })
 
@@ -830,6 +870,7 @@ const finish = (context: {
   readonly notDone: number
   readonly preparedFile: string | undefined
   readonly alreadyDone: number
+  readonly spendCap: SpendCap.SpendCap | undefined
 }) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
@@ -876,6 +917,8 @@ const finish = (context: {
       linked: linkedFiles,
       preparedFile: context.preparedFile,
       stopped,
+      stopReason: context.stop.reason(),
+      spent: context.spendCap?.spent(),
       notDone: context.notDone,
       alreadyDone: context.alreadyDone
     }

@@ -21,6 +21,13 @@ export interface GracefulStop {
   readonly requested: Effect.Effect<void>
   /** Whether a stop was asked for. */
   readonly wasRequested: Effect.Effect<boolean>
+  /** Why the run stopped: `signal` (Ctrl-C, the `signal` option) or the reason given to `request`. */
+  readonly reason: () => string | undefined
+  /**
+   * Asks for the stop from inside the run (the spend cap): `stopping` is true as soon as this
+   * returns, so the request that asked is not sent. Later calls do nothing.
+   */
+  readonly request: (reason: string, message?: string) => Effect.Effect<void>
   /** Ends a source of new work (lines of the input) at the stop. */
   readonly untilStop: <A, E, R>(stream: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
   /**
@@ -32,7 +39,8 @@ export interface GracefulStop {
 
 /**
  * Makes the stop of a run: `signal` completes when a stop is asked for (none: the run is never
- * stopped this way); `onStop` runs at that moment (a log line).
+ * stopped this way); `onStop` runs at that moment (a log line). With `requestable`, the run
+ * may also stop itself (`request`).
  *
  * @since 0.1.0
  * @category constructors
@@ -41,24 +49,36 @@ export const make = (options: {
   readonly signal?: Effect.Effect<void> | undefined
   readonly grace?: Duration.DurationInput | undefined
   readonly onStop?: Effect.Effect<void> | undefined
+  /** The stop may also be asked for with `request` (without it, `request` has no effect on the streams). */
+  readonly requestable?: boolean | undefined
+  /** Writes the message given to `request` (a log line). */
+  readonly onMessage?: ((message: string) => Effect.Effect<void>) | undefined
 }): Effect.Effect<GracefulStop, never, Scope.Scope> =>
   Effect.gen(function*() {
     const requested = yield* Deferred.make<void>()
     const grace = Duration.decode(options.grace ?? Duration.seconds(30))
     let stopping = false
+    let reason: string | undefined
+    const stopFor = (why: string, onStop: Effect.Effect<void>) =>
+      Effect.suspend(() => {
+        if (stopping) return Effect.void
+        stopping = true
+        reason = why
+        return Effect.zipRight(Deferred.succeed(requested, undefined), onStop)
+      })
     if (options.signal !== undefined) {
       yield* options.signal.pipe(
-        Effect.zipRight(Effect.sync(() => (stopping = true))),
-        Effect.zipRight(Deferred.succeed(requested, undefined)),
-        Effect.zipRight(options.onStop ?? Effect.void),
+        Effect.zipRight(stopFor("signal", options.onStop ?? Effect.void)),
         Effect.forkScoped
       )
     }
-    const never = options.signal === undefined
+    const never = options.signal === undefined && options.requestable !== true
     return {
       stopping: () => stopping,
       requested: Deferred.await(requested),
       wasRequested: Deferred.isDone(requested),
+      reason: () => reason,
+      request: (why, message) => stopFor(why, message === undefined ? Effect.void : (options.onMessage?.(message) ?? Effect.void)),
       untilStop: (stream) => never ? stream : Stream.interruptWhen(stream, Deferred.await(requested)),
       withGrace: (effect, onGraceOver) =>
         never ? effect : Effect.raceFirst(

@@ -141,6 +141,13 @@ const optionalNumber = Schema.optional(
   Schema.Number.annotations({ message: () => "must be a number" })
 )
 
+/** USD; `null` when the model's price is unknown. */
+const optionalCost = Schema.optional(
+  Schema.NullOr(Schema.Number).annotations({ message: () => "must be a number of USD or null" })
+)
+
+const optionalBoolean = Schema.optional(Schema.Boolean.annotations({ message: () => "must be true or false" }))
+
 /**
  * Token usage as the API reports it. Keys other than the three named ones (an API's own
  * details) are kept.
@@ -198,6 +205,8 @@ export const StepRecord = Schema.Struct({
   parameters: Schema.optional(Parameters),
   response: Schema.Unknown,
   usage: Schema.optional(Usage),
+  cost: optionalCost,
+  cached: optionalBoolean,
   latency_ms: optionalNumber,
   attempts: optionalNumber,
   timestamp_sent: optionalString,
@@ -230,6 +239,8 @@ export const CompletedRecord = Schema.Struct(
     latency_ms: optionalNumber,
     attempts: optionalNumber,
     usage: Schema.optional(Usage),
+    cost: optionalCost,
+    cached: optionalBoolean,
     error: Schema.optional(RecordError),
     answer: Schema.optional(Schema.Unknown),
     steps: Schema.optional(Schema.Array(StepRecord)),
@@ -271,7 +282,8 @@ export const CompletedOutcome = Schema.Struct({
   sample: Schema.optional(Schema.Number),
   choice_index: Schema.optional(Schema.Number),
   response: Schema.Unknown,
-  error: Schema.optional(Schema.NullOr(RecordError))
+  error: Schema.optional(Schema.NullOr(RecordError)),
+  cost: Schema.optional(Schema.Unknown)
 }).annotations({ identifier: "CompletedOutcome" })
 
 /**

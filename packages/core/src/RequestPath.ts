@@ -79,6 +79,41 @@ export interface MiddlewareContext {
 export type Middleware = (next: Send, context: MiddlewareContext) => Send
 
 /**
+ * Completes a request without sending it (a cache hit, an estimate's stand-in answer) and reports
+ * it as the path reports a sent one (`Queued` unless planned, then `Completed`), so the run's
+ * statistics add up.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const answerHere = (
+  context: MiddlewareContext,
+  request: Request,
+  completed: CompletedRecord
+): Effect.Effect<CompletedRecord> =>
+  Effect.gen(function*() {
+    const route = context.route(request)
+    if (request.planned !== true) {
+      yield* context.emit({ _tag: "Queued", queue: route.key, queriesPerMinute: route.queriesPerMinute, id: request.record.id })
+    }
+    yield* context.emit({ _tag: "Completed", queue: route.key, record: completed, ok: completed.error === undefined })
+    return completed
+  })
+
+/**
+ * A check at the moment of sending, after the request has its queue's slot (the spend cap):
+ * `open` gives a token for a request about to be sent, or `undefined` to give it up unsent (the
+ * gate has stopped the run); `close` gets the token back with the completed record.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SendGate<T = unknown> {
+  readonly open: (request: Request) => Effect.Effect<T | undefined>
+  readonly close: (token: T, completed: CompletedRecord) => void
+}
+
+/**
  * The service.
  *
  * @since 0.1.0
@@ -113,6 +148,8 @@ export interface RequestPathOptions extends SchedulerOptions {
   readonly stopped?: Effect.Effect<void> | undefined
   /** Queues known in advance, made at once (others are made on first use). */
   readonly queues?: ReadonlyArray<Route> | undefined
+  /** Checked as each request is sent (see `SendGate`). */
+  readonly gate?: SendGate<any> | undefined
 }
 
 /**
@@ -200,7 +237,15 @@ export const make = (
         if (first) ticket.admitted()
         // a request admitted after a stop is not sent
         if (stopping()) return abandoned(record)
-        return yield* Dispatch.dispatch(record, { key: target.key, pacer, timeout }, options, registry, emitHere)
+        const gate = options.gate
+        if (gate === undefined) return yield* Dispatch.dispatch(record, { key: target.key, pacer, timeout }, options, registry, emitHere)
+        const token = yield* gate.open(request)
+        if (token === undefined) return abandoned(record)
+        const completed = yield* Dispatch.dispatch(record, { key: target.key, pacer, timeout }, options, registry, emitHere).pipe(
+          Effect.onInterrupt(() => Effect.sync(() => gate.close(token, abandoned(record))))
+        )
+        gate.close(token, completed)
+        return completed
       })
     const context: MiddlewareContext = { emit, route: (request) => request.route ?? options.route(request.record) }
     const send = (options.middleware ?? []).reduceRight<Send>((next, middleware) => middleware(next, context), paced)

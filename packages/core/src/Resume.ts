@@ -103,6 +103,8 @@ export interface Reconciled {
   readonly broken: number
   /** Successful records seen again for an id already kept: dropped. */
   readonly duplicates: number
+  /** USD the kept records cost (their `cost`; unknown and absent costs count 0). */
+  readonly spent: number
 }
 
 /**
@@ -155,6 +157,7 @@ export const reconcile = (
     let errored = 0
     let broken = 0
     let duplicates = 0
+    let spent = 0
     yield* ExperimentFile.lines(completed).pipe(
       Stream.filterMap(({ invalidUtf8, text }) => {
         // this program writes UTF-8: other bytes are a damaged line
@@ -181,6 +184,7 @@ export const reconcile = (
         }
         if (choice !== undefined) seen.add(choice)
         done.add(key)
+        if (typeof record.cost === "number" && Number.isFinite(record.cost)) spent += record.cost
         return Option.some(text)
       }),
       Stream.runForEachChunk((chunk) => writer.write([...chunk]))
@@ -190,5 +194,5 @@ export const reconcile = (
         new Output.OutputError({ path: completed, message: `cannot replace: ${FileSystemError.describe(error)}` })
       )
     )
-    return { done, errored, broken, duplicates }
+    return { done, errored, broken, duplicates, spent }
   }))

@@ -1,10 +1,51 @@
 /**
  * Run statistics, per queue and in total, gathered from scheduler events: sent, succeeded,
- * failed, retries, achieved rate. Used for the progress display, the final summary and the log.
+ * failed, retries, achieved rate, and the tokens and cost of the answered requests per queue and
+ * per model. Used for the progress display, the final summary and the log.
  *
  * @since 0.1.0
  */
+import type { CompletedRecord } from "./PromptRecord.js"
 import type { SchedulerEvent } from "./Scheduler.js"
+
+/**
+ * Tokens and cost of the requests answered without error (the request path's `Completed`
+ * events with `ok`); a failed request reports no usage and adds nothing. Tokens are those of
+ * this run's traffic: a cache hit keeps its original usage on the record, but nothing was sent,
+ * so it adds no tokens (and costs 0).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UsageTally {
+  /** Requests answered, cache hits included (a record without `usage` counts, with no tokens). */
+  requests: number
+  /** Of `requests`, those answered from prompto's cache (nothing sent). */
+  cacheHits: number
+  /** Prompt tokens (`usage.prompt_tokens`). */
+  inputTokens: number
+  /** Of `inputTokens`, those read from the provider's prompt cache (`usage.cached_tokens`). */
+  cachedInputTokens: number
+  /** Completion tokens (`usage.completion_tokens`). */
+  outputTokens: number
+  /** Of `outputTokens`, the model's reasoning (`usage.reasoning_tokens`). */
+  reasoningTokens: number
+  /** USD: the sum of the known costs (a cache hit's is a known 0). */
+  cost: number
+  /** Of `requests`, those whose cost is unknown (`cost` null, the model has no price, or absent). */
+  unpriced: number
+}
+
+/**
+ * The tally of one model, `api` and `model_name` as the records name them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ModelUsage extends UsageTally {
+  readonly api: string
+  readonly model: string
+}
 
 /**
  * The figures of one queue.
@@ -26,6 +67,8 @@ export interface QueueStats {
   pauses: number
   firstSentAt: number | undefined
   lastSentAt: number | undefined
+  /** Tokens and cost of the queue's answered requests. */
+  readonly usage: UsageTally
 }
 
 /**
@@ -36,6 +79,11 @@ export interface QueueStats {
  */
 export interface RunStats {
   readonly queues: Map<string, QueueStats>
+  /**
+   * Tokens and cost per model: `api` → `model_name` → tally (two lookups and no key to build on
+   * each event); `byModel` lists them.
+   */
+  readonly models: Map<string, Map<string, ModelUsage>>
   /** Records written as errors without being sent (invalid lines under `--skip-invalid`). */
   skipped: number
   /**
@@ -47,6 +95,17 @@ export interface RunStats {
   finishedAt: number | undefined
 }
 
+const emptyTally = (): UsageTally => ({
+  requests: 0,
+  cacheHits: 0,
+  inputTokens: 0,
+  cachedInputTokens: 0,
+  outputTokens: 0,
+  reasoningTokens: 0,
+  cost: 0,
+  unpriced: 0
+})
+
 const emptyQueue = (key: string, queriesPerMinute: number, total: number): QueueStats => ({
   key,
   queriesPerMinute,
@@ -57,7 +116,8 @@ const emptyQueue = (key: string, queriesPerMinute: number, total: number): Queue
   retries: 0,
   pauses: 0,
   firstSentAt: undefined,
-  lastSentAt: undefined
+  lastSentAt: undefined,
+  usage: emptyTally()
 })
 
 /**
@@ -71,10 +131,62 @@ export const make = (
   startedAt: number
 ): RunStats => ({
   queues: new Map(queues.map(({ key, queriesPerMinute, total }) => [key, emptyQueue(key, queriesPerMinute, total)])),
+  models: new Map(),
   skipped: 0,
   startedAt,
   finishedAt: undefined
 })
+
+/** A token count from a usage, 0 when absent or not a count. */
+const tokens = (value: unknown): number => typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0
+
+/** A count nested in the OpenAI SDK's `*_tokens_details`, which some providers pass on as is. */
+const detail = (details: unknown, key: string): number =>
+  typeof details === "object" && details !== null ? tokens((details as Readonly<Record<string, unknown>>)[key]) : 0
+
+const modelTally = (stats: RunStats, api: string, model: string): ModelUsage => {
+  let ofApi = stats.models.get(api)
+  if (ofApi === undefined) stats.models.set(api, ofApi = new Map())
+  let tally = ofApi.get(model)
+  if (tally === undefined) ofApi.set(model, tally = { api, model, ...emptyTally() })
+  return tally
+}
+
+const add = (
+  tally: UsageTally,
+  hit: boolean,
+  cost: number | undefined,
+  input: number,
+  cachedInput: number,
+  output: number,
+  reasoning: number
+) => {
+  tally.requests++
+  if (hit) tally.cacheHits++
+  if (cost === undefined) tally.unpriced++
+  else tally.cost += cost
+  tally.inputTokens += input
+  tally.cachedInputTokens += cachedInput
+  tally.outputTokens += output
+  tally.reasoningTokens += reasoning
+}
+
+/** Adds an answered request to its queue's and its model's tallies (scalars only: hot path). */
+const tallyAnswered = (stats: RunStats, queue: QueueStats, record: CompletedRecord) => {
+  const hit = record.cached === true
+  // a missing cost counts as unknown too: a run without pricing must not claim $0
+  const cost = typeof record.cost === "number" && Number.isFinite(record.cost) ? record.cost : undefined
+  let input = 0, cachedInput = 0, output = 0, reasoning = 0
+  const usage = record.usage as Readonly<Record<string, unknown>> | undefined
+  if (!hit && usage !== undefined) {
+    input = tokens(usage.prompt_tokens)
+    output = tokens(usage.completion_tokens)
+    cachedInput = tokens(usage.cached_tokens) || detail(usage.prompt_tokens_details, "cached_tokens")
+    reasoning = tokens(usage.reasoning_tokens) || detail(usage.completion_tokens_details, "reasoning_tokens")
+  }
+  add(queue.usage, hit, cost, input, cachedInput, output, reasoning)
+  add(modelTally(stats, record.api, record.model_name), hit, cost, input, cachedInput, output, reasoning)
+}
 
 /**
  * Folds one scheduler event into the statistics.
@@ -105,8 +217,12 @@ export const record = (stats: RunStats, event: SchedulerEvent): void => {
       queue.pauses++
       break
     case "Completed":
-      if (event.ok) queue.succeeded++
-      else queue.failed++
+      if (event.ok) {
+        queue.succeeded++
+        tallyAnswered(stats, queue, event.record)
+      } else {
+        queue.failed++
+      }
       break
   }
 }
@@ -142,10 +258,135 @@ export const totals = (stats: RunStats) => {
   return { total, sent, succeeded, failed, retries, pauses, skipped: stats.skipped }
 }
 
+const addTally = (into: UsageTally, from: UsageTally) => {
+  into.requests += from.requests
+  into.cacheHits += from.cacheHits
+  into.inputTokens += from.inputTokens
+  into.cachedInputTokens += from.cachedInputTokens
+  into.outputTokens += from.outputTokens
+  into.reasoningTokens += from.reasoningTokens
+  into.cost += from.cost
+  into.unpriced += from.unpriced
+}
+
+/**
+ * The tokens and cost of the whole run (a new tally, the sum of the queues').
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const usageTotals = (stats: RunStats): UsageTally => {
+  const total = emptyTally()
+  for (const queue of stats.queues.values()) addTally(total, queue.usage)
+  return total
+}
+
+/**
+ * The per-model tallies, ordered by `api/model_name` (first answers arrive in no fixed order).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const byModel = (stats: RunStats): ReadonlyArray<ModelUsage> =>
+  [...stats.models.values()].flatMap((ofApi) => [...ofApi.values()])
+    .sort((a, b) => a.api < b.api ? -1 : a.api > b.api ? 1 : a.model < b.model ? -1 : a.model > b.model ? 1 : 0)
+
+const modelLabel = (usage: ModelUsage) => `${usage.api}/${usage.model}`
+
+const dollars = (digits: number) =>
+  new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+const sixDigits = dollars(6), fourDigits = dollars(4), twoDigits = dollars(2)
+
+// micro-dollars below $1, where runs of small models live; fewer digits once the sum is large
+const usd = (amount: number) => (amount < 1 ? sixDigits : amount < 100 ? fourDigits : twoDigits).format(amount)
+
+/**
+ * A tally's cost as text: USD (6 decimals below $1, 4 below $100, 2 above), `unknown` when
+ * no request of it has a known price, `<sum> + unknown` when some have none. An unknown price
+ * never shows as 0; a tally of cache hits only is a known 0.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const formatCost = (tally: UsageTally): string =>
+  tally.unpriced === 0
+    ? usd(tally.cost)
+    : tally.unpriced === tally.requests
+    ? "unknown"
+    : `${usd(tally.cost)} + unknown`
+
+const grouped = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 })
+
+const sameTally = (a: UsageTally, b: UsageTally) =>
+  a.requests === b.requests && a.cacheHits === b.cacheHits && a.inputTokens === b.inputTokens &&
+  a.cachedInputTokens === b.cachedInputTokens && a.outputTokens === b.outputTokens &&
+  a.reasoningTokens === b.reasoningTokens && a.cost === b.cost && a.unpriced === b.unpriced
+
+/**
+ * Whether the per-queue table would only repeat the per-model one: one queue, or each queue's
+ * figures are those of a model of its own (a queue per model).
+ */
+const queuesRepeatModels = (queues: ReadonlyArray<UsageTally>, models: ReadonlyArray<UsageTally>) => {
+  if (queues.length <= 1) return true
+  if (queues.length !== models.length) return false
+  const unmatched = [...models]
+  return queues.every((queue) => {
+    const at = unmatched.findIndex((model) => sameTally(model, queue))
+    if (at < 0) return false
+    unmatched.splice(at, 1)
+    return true
+  })
+}
+
+const usageColumns: ReadonlyArray<readonly [string, (tally: UsageTally) => string]> = [
+  ["requests", (t) => grouped.format(t.requests)],
+  ["cache hits", (t) => grouped.format(t.cacheHits)],
+  ["input tok", (t) => grouped.format(t.inputTokens)],
+  ["(cached)", (t) => grouped.format(t.cachedInputTokens)],
+  ["output tok", (t) => grouped.format(t.outputTokens)],
+  ["(reasoning)", (t) => grouped.format(t.reasoningTokens)],
+  ["cost (USD)", formatCost]
+]
+
+/**
+ * The token and cost tables: one per model with the run's total, and one per queue when the
+ * queues split the requests otherwise than the models do (a queue holding several models, or
+ * a model in several queues, as a judge on the answering model); none when nothing was answered.
+ * Columns: `requests` answered (cache hits included), `cache hits` answered from prompto's
+ * cache, `input tok` and of them `(cached)` read from the provider's prompt cache, `output tok`
+ * and of them `(reasoning)`, `cost (USD)` as `formatCost` gives it.
+ */
+const usageLines = (stats: RunStats): ReadonlyArray<string> => {
+  const total = usageTotals(stats)
+  if (total.requests === 0) return []
+  const models = byModel(stats)
+  const queues = [...stats.queues.values()].filter((queue) => queue.usage.requests > 0)
+  const tables: Array<readonly [string, ReadonlyArray<readonly [string, UsageTally]>]> = [
+    ["model", [...models.map((model) => [modelLabel(model), model] as const), ["total", total] as const]]
+  ]
+  if (!queuesRepeatModels(queues.map((queue) => queue.usage), models)) {
+    tables.push(["queue", queues.map((queue) => [queue.key, queue.usage] as const)])
+  }
+  // one set of widths, so the two tables line up
+  const cells = tables.map(([, rows]) => rows.map(([, tally]) => usageColumns.map(([, cell]) => cell(tally))))
+  const labelWidth = Math.max(...tables.flatMap(([heading, rows]) => [heading.length, ...rows.map(([label]) => label.length)]))
+  const widths = usageColumns.map(([heading], column) =>
+    Math.max(heading.length, ...cells.flatMap((rows) => rows.map((row) => row[column]!.length)))
+  )
+  const line = (label: string, row: ReadonlyArray<string>) =>
+    `${label.padEnd(labelWidth)}  ${row.map((cell, column) => cell.padStart(widths[column]!)).join("  ")}`
+  return tables.flatMap(([heading, rows], table) => [
+    line(heading, usageColumns.map(([name]) => name)),
+    ...rows.map(([label], row) => line(label, cells[table]![row]!))
+  ])
+}
+
 const fixed = (n: number | undefined, digits = 1) => n === undefined ? "-" : n.toFixed(digits)
 
 /**
- * The final summary as text lines: totals, wall time, and a table per queue.
+ * The final summary as text lines: totals, wall time, and a table per queue; then, when any
+ * request was answered, the tokens and cost per model with the run's total (a line starting
+ * `total`), and per queue when that tells more (see `UsageTally` for what is counted).
  *
  * @since 0.1.0
  * @category formatting
@@ -171,6 +412,7 @@ export const format = (stats: RunStats): ReadonlyArray<string> => {
       `${String(queue.sent).padStart(6)}  ${String(queue.succeeded).padStart(6)}  ${String(queue.failed).padStart(6)}  ${String(queue.retries).padStart(7)}`
     )
   }
+  lines.push(...usageLines(stats))
   return lines
 }
 

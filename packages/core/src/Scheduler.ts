@@ -125,6 +125,11 @@ export interface SchedulerOptions {
   readonly strategies?: StrategySpec.StrategySetup | undefined
   /** With `run`: where a strategy's sub-request goes (default: the first queue). */
   readonly route?: ((record: IdentifiedRecord) => RequestPath.Route) | undefined
+  /**
+   * Prices an answered request (its `cost` in USD, `null` when unknown), before its `Completed`
+   * event, so every observer sees it; see `Cost.pricer`. Default: no `cost` key.
+   */
+  readonly price?: ((record: CompletedRecord) => number | null) | undefined
 }
 
 /**

@@ -14,6 +14,8 @@ export * as Cost from "./Cost.js"
 /** @since 0.1.0 */
 export * as DataFolder from "./DataFolder.js"
 /** @since 0.1.0 */
+export * as Estimate from "./Estimate.js"
+/** @since 0.1.0 */
 export * as Evaluation from "./Evaluation.js"
 /** @since 0.1.0 */
 export * as Expand from "./Expand.js"
@@ -66,6 +68,8 @@ export * as Scorer from "./Scorer.js"
 /** @since 0.1.0 */
 export * as Scheduler from "./Scheduler.js"
 /** @since 0.1.0 */
+export * as SpendCap from "./SpendCap.js"
+/** @since 0.1.0 */
 export * as Strategy from "./Strategy.js"
 /** @since 0.1.0 */
 export * as StrategySpec from "./StrategySpec.js"
@@ -75,3 +79,5 @@ export * as Template from "./Template.js"
 export * as Timestamp from "./Timestamp.js"
 /** @since 0.1.0 */
 export * as TokenBudget from "./TokenBudget.js"
+/** @since 0.1.0 */
+export * as TokenCount from "./TokenCount.js"

@@ -5,7 +5,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
-import { Cache, Evaluation, Experiment, Metrics, QueuePlan, RunSummary, StrategySpec } from "@prompto/core"
+import { Cache, Cost, Evaluation, Experiment, Metrics, QueuePlan, RunSummary, SpendCap, StrategySpec } from "@prompto/core"
 import * as Providers from "@prompto/providers"
 import { Console, Duration, Effect, Option } from "effect"
 import * as CliError from "../CliError.js"
@@ -67,6 +67,20 @@ const cache = Options.text("cache").pipe(
 const cacheMode = Options.choice("cache-mode", Cache.modes).pipe(
   Options.withDefault("read-write" as Cache.Mode),
   Options.withDescription("read-write (default), read-only (keep nothing new) or refresh (send everything, keep the answers).")
+)
+const prices = Options.text("prices").pipe(
+  Options.optional,
+  Options.withDescription(
+    "A .json file of prices that add to or override the price table, in USD per million tokens: " +
+      "{\"api\": {\"model_name\" or \"*\": {\"input_mtok\", \"output_mtok\", \"cache_read_mtok\"?, \"cache_write_mtok\"?}}}."
+  )
+)
+const maxCost = SharedOptions.number("max-cost", { moreThan: 0 }).pipe(
+  Options.optional,
+  Options.withDescription(
+    "A spend cap in USD: the run stops gracefully (as with Ctrl-C, exit code 3) before a request would take the spend " +
+      "(answers so far plus requests in flight at their most) past it. A resumed run counts what it already spent."
+  )
 )
 const resume = Options.text("resume").pipe(
   Options.optional,
@@ -164,19 +178,32 @@ export const loadScorerModule = async (url: string): Promise<Record<string, unkn
   return tsImport(url, import.meta.url) as Promise<Record<string, unknown>>
 }
 
+/**
+ * The exit code of a run stopped at its spend cap (`--max-cost`); Ctrl-C gives 130.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const spendCapExitCode = 3
+
 const quote = (arg: string): string => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`
 
 /**
  * The command that resumes a run: the same flags, with `--resume <folder>` in place of the
- * file (and of the flags that only apply to a new run).
+ * file (and of the flags that only apply to a new run). With `dropMaxCost` (a run stopped at
+ * its spend cap, which the same cap would stop again at once) without `--max-cost`.
  *
  * @since 0.1.0
  * @category utils
  */
-export const resumeCommand = (args: ReadonlyArray<string>, folder: string): string => {
+export const resumeCommand = (
+  args: ReadonlyArray<string>,
+  folder: string,
+  options?: { readonly dropMaxCost?: boolean | undefined }
+): string => {
   const dropWithValue = new Set([
     "-f", "--file", "--resume", "-rf", "--rephrase-folder", "-rt", "--rephrase-templates", "-r", "--rephrase-model",
-    "-rp", "--rephrase-parser"
+    "-rp", "--rephrase-parser", ...(options?.dropMaxCost === true ? ["--max-cost"] : [])
   ])
   const dropAlone = new Set(["-m", "--move-to-input", "-ro", "--remove-original", "-or", "--only-rephrase"])
   const kept: Array<string> = []
@@ -297,6 +324,8 @@ export const options = {
   flattenChoices,
   cache,
   cacheMode,
+  prices,
+  maxCost,
   timeout,
   skipInvalid,
   scorer,
@@ -397,6 +426,7 @@ export const command = Command.make("run", options, (flags) =>
         strategy: Option.getOrUndefined(flags.strategy)
       })
       const stop = yield* Signals.gracefulStop
+      const priceTable = Option.isSome(flags.prices) ? yield* Cost.loadPrices(flags.prices.value) : undefined
       const common = {
         ...queueSettings(flags, rates),
         grace: Duration.seconds(flags.grace),
@@ -410,6 +440,8 @@ export const command = Command.make("run", options, (flags) =>
         },
         stages: evaluation.stages,
         strategies,
+        prices: priceTable,
+        maxCost: Option.getOrUndefined(flags.maxCost),
         onEvent: (event: Experiment.RunEvent) =>
           event._tag === "Started"
             ? Effect.zipRight(
@@ -455,9 +487,19 @@ export const command = Command.make("run", options, (flags) =>
     if (result.summaryFile !== undefined) yield* Console.log(`metrics:        ${result.summaryFile}`)
     for (const run of result.linked) yield* Console.log(`${run.name}: ${run.completed}`)
     yield* Console.log(`log:            ${result.files.log}`)
+    const atCap = result.stopReason === SpendCap.stopReason
+    if (atCap && result.spent !== undefined && Option.isSome(flags.maxCost)) {
+      yield* Console.log(`Stopped at the spend cap: $${result.spent.toFixed(6)} spent of $${flags.maxCost.value} (--max-cost).`)
+    }
     if (result.stopped || result.notDone > 0) {
       yield* Console.log(`${result.notDone} prompts not done. Resume with:`)
-      yield* Console.log(`  ${resumeCommand(process.argv.slice(2), result.files.folder)}`)
-      if (result.stopped) return yield* new CliError.CommandFailed({ exitCode: 130 })
+      yield* Console.log(`  ${resumeCommand(process.argv.slice(2), result.files.folder, { dropMaxCost: atCap })}`)
+      if (atCap) {
+        yield* Console.log(
+          "  (without the cap, which would stop it again at once; add --max-cost with a higher figure to keep one: " +
+            "it counts what the run already spent)"
+        )
+      }
+      if (result.stopped) return yield* new CliError.CommandFailed({ exitCode: atCap ? spendCapExitCode : 130 })
     }
   })).pipe(Command.withDescription("Run an experiment file: every prompt to its API, paced per queue, responses written as they arrive."))

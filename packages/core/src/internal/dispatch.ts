@@ -191,7 +191,10 @@ export const dispatch = (
       // not done: no record, so a resume sends it again
       return withResponse(record, outcome, { sentAt, receivedAt, attempts, maxAttempts: options.maxAttempts })
     }
-    const completed = withResponse(record, outcome, { sentAt, receivedAt, attempts, maxAttempts: options.maxAttempts })
+    const answered = withResponse(record, outcome, { sentAt, receivedAt, attempts, maxAttempts: options.maxAttempts })
+    const completed = options.price === undefined || Either.isLeft(outcome)
+      ? answered
+      : { ...answered, cost: options.price(answered) }
     yield* emit({ _tag: "Completed", queue: queue.key, record: completed, ok: Either.isRight(outcome) })
     return completed
   })
