@@ -120,7 +120,8 @@ export const mediaHasher = (): (folder: string) => (reference: string) => string
       const stamp = `${stat.size}:${stat.mtimeMs}`
       const seen = known.get(file)
       if (seen !== undefined && seen.stamp === stamp) return seen.hash
-      const hash = createHash("sha256").update(nodeFs.readFileSync(file)).digest("hex")
+      // the extension too: it decides the MIME type sent with the bytes
+      const hash = createHash("sha256").update(nodeFs.readFileSync(file)).digest("hex") + nodePath.extname(reference)
       known.set(file, { stamp, hash })
       return hash
     } catch {

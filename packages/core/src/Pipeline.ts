@@ -26,7 +26,15 @@ import * as RunSummary from "./RunSummary.js"
 export interface PipelineOptions extends
   Pick<
     Experiment.RunOptions,
-    "dataFolder" | "maxQueries" | "maxAttempts" | "parallel" | "maxQueriesJson" | "timeout" | "strategies" | "repeats"
+    | "dataFolder"
+    | "maxQueries"
+    | "maxAttempts"
+    | "parallel"
+    | "maxQueriesJson"
+    | "timeout"
+    | "strategies"
+    | "repeats"
+    | "prices"
   >
 {
   /**
@@ -279,6 +287,7 @@ export const run = (
           timeout: options.timeout,
           strategies: options.strategies,
           repeats: options.repeats,
+          prices: options.prices,
           onEvent: (event) => {
             if (event._tag === "Started") started = event.files
             return options.onRunEvent === undefined ? Effect.void : options.onRunEvent(file, event)

@@ -117,4 +117,37 @@ describe("Cache", () => {
     expect(Cache.key(base)).not.toBe(Cache.key(base, "answer"))
     expect(Cache.key(base)).not.toBe(Cache.key({ ...base, model_name: "n" }))
   })
+
+  it("a local media file counts by its content: the same bytes under another name hit, an edited file misses", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prompto-cache-media-"))
+    try {
+      fs.writeFileSync(path.join(dir, "a.png"), "picture one")
+      fs.writeFileSync(path.join(dir, "b.png"), "picture one")
+      const hash = Cache.mediaHasher()(dir)
+      const withImage = (name: string) => ({
+        id: 1,
+        api: "anthropic",
+        model_name: "m",
+        prompt: [{ role: "user", content: [{ type: "image", source: { media: name } }, { type: "text", text: "what?" }] }]
+      })
+      const openAi = (url: string) => ({
+        id: 1,
+        api: "openai",
+        model_name: "m",
+        prompt: [{ role: "user", content: [{ type: "image_url", image_url: { url } }] }]
+      })
+      const before = Cache.key(withImage("a.png"), undefined, hash)
+      expect(Cache.key(withImage("b.png"), undefined, hash)).toBe(before)
+      expect(Cache.key(openAi("a.png"), undefined, hash)).toBe(Cache.key(openAi("b.png"), undefined, hash))
+      // URLs are sent as they are, so they are keyed as they are
+      expect(Cache.key(openAi("https://x/a.png"), undefined, hash)).not.toBe(Cache.key(openAi("https://x/b.png"), undefined, hash))
+      fs.writeFileSync(path.join(dir, "a.png"), "picture two, edited")
+      expect(Cache.key(withImage("a.png"), undefined, hash)).not.toBe(before)
+      // without the folder, or for a missing file, the name is the key
+      expect(Cache.key(withImage("a.png"))).not.toBe(Cache.key(withImage("b.png")))
+      expect(Cache.key(withImage("gone.png"), undefined, hash)).toBe(Cache.key(withImage("gone.png")))
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Command, Options } from "@effect/cli"
-import { Pipeline, StrategySpec } from "@prompto/core"
+import { Cost, Pipeline, StrategySpec } from "@prompto/core"
 import * as Providers from "@prompto/providers"
 import { Console, Effect, Option } from "effect"
 import * as Progress from "../Progress.js"
@@ -29,6 +29,7 @@ export const options = {
   timeout: runOptions.timeout,
   strategy: runOptions.strategy,
   strategyFolder: runOptions.strategyFolder,
+  prices: runOptions.prices,
   once: Options.boolean("once").pipe(
     Options.withDescription("Run the files in input/ (and any added meanwhile), then exit instead of waiting for more.")
   )
@@ -55,9 +56,11 @@ export const command = Command.make("pipeline", options, (flags) =>
       folder: Option.getOrUndefined(flags.strategyFolder),
       strategy: Option.getOrUndefined(flags.strategy)
     })
+    const prices = Option.isSome(flags.prices) ? yield* Cost.loadPrices(flags.prices.value) : undefined
     yield* Pipeline.run({
       ...queueSettings(flags, rates),
       strategies,
+      prices,
       stopWhenIdle: flags.once,
       onEvent: (event) =>
         Effect.gen(function*() {
