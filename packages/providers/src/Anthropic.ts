@@ -20,7 +20,9 @@
  *   source), and blocks already in Anthropic's own format pass through unchanged.
  *
  * `parameters` are passed to the API as given; as in prompto, `max_tokens` must be among them.
- * The text of the answer is the concatenation of its text blocks.
+ * The text of the answer is the concatenation of its text blocks. `usage.prompt_tokens` counts
+ * every input token billed: `input_tokens` plus the cache reads and writes, which are also
+ * recorded as `cached_tokens` and `cache_write_tokens` when reported.
  *
  * @since 0.1.0
  */
@@ -33,6 +35,7 @@ import * as Media from "./Media.js"
 import * as ModelConfig from "./ModelConfig.js"
 import * as ProviderFailure from "./ProviderFailure.js"
 import * as UndiciFetch from "./internal/undiciFetch.js"
+import * as Usage from "./internal/usage.js"
 
 /**
  * The `api` value this provider answers.
@@ -288,13 +291,37 @@ const resolveSystem = (content: unknown): unknown =>
     ? content.map((block) => (typeof block === "string" ? { type: "text", text: block } : block))
     : content
 
+/**
+ * The usage of one answer. Anthropic's `input_tokens` leaves out the tokens read from and
+ * written to the prompt cache, which are billed too, so they are added back into
+ * `prompt_tokens` and also kept on their own. It reports no separate count of thinking tokens
+ * (they are in `output_tokens`).
+ */
+const readUsage = (usage: Json): Usage.Usage | undefined => {
+  const input = Usage.count(usage.input_tokens)
+  const output = Usage.count(usage.output_tokens)
+  const cacheRead = Usage.count(usage.cache_read_input_tokens)
+  const cacheWrite = Usage.count(usage.cache_creation_input_tokens)
+  const prompt = input === undefined && cacheRead === undefined && cacheWrite === undefined
+    ? undefined
+    : (input ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0)
+  if (prompt === undefined && output === undefined) return undefined
+  return Usage.make({
+    prompt_tokens: prompt,
+    completion_tokens: output,
+    total_tokens: (prompt ?? 0) + (output ?? 0),
+    cached_tokens: cacheRead,
+    cache_write_tokens: cacheWrite,
+    reasoning_tokens: undefined
+  })
+}
+
 /** One answer as read from a Messages API response. */
 interface Answer {
   readonly text: string
   readonly stopReason: string | null
   readonly model: string | undefined
-  readonly inputTokens: number | undefined
-  readonly outputTokens: number | undefined
+  readonly usage: Usage.Usage | undefined
 }
 
 const malformed = (what: string) => new ProviderError.TransientError({ message: `${api}: malformed response: ${what}` })
@@ -306,14 +333,11 @@ const readAnswer = (body: unknown): Effect.Effect<Answer, ProviderError.Transien
     .filter((block): block is Json => isObject(block) && block.type === "text" && typeof block.text === "string")
     .map((block) => block.text as string)
     .join("")
-  const usage = isObject(body.usage) ? body.usage : {}
-  const count = (value: unknown) => (typeof value === "number" ? value : undefined)
   return Effect.succeed({
     text,
     stopReason: typeof body.stop_reason === "string" ? body.stop_reason : null,
     model: typeof body.model === "string" ? body.model : undefined,
-    inputTokens: count(usage.input_tokens),
-    outputTokens: count(usage.output_tokens)
+    usage: isObject(body.usage) ? readUsage(body.usage) : undefined
   })
 }
 
@@ -327,20 +351,9 @@ const failure = (sdk: typeof AnthropicSdk, error: unknown): ProviderError.Provid
   return ProviderFailure.fromUnknown(error, api)
 }
 
-const sum = (values: ReadonlyArray<number | undefined>): number | undefined =>
-  values.every((value) => value === undefined)
-    ? undefined
-    : values.reduce<number>((total, value) => total + (value ?? 0), 0)
-
 const toResponse = (answers: ReadonlyArray<Answer>, multiTurn: boolean): Provider.ProviderResponse => {
-  const prompt = sum(answers.map((answer) => answer.inputTokens))
-  const completion = sum(answers.map((answer) => answer.outputTokens))
+  const usage = Usage.sum(answers.map((answer) => answer.usage))
   const last = answers.at(-1)
-  const usage = prompt === undefined && completion === undefined ? undefined : {
-    ...(prompt === undefined ? {} : { prompt_tokens: prompt }),
-    ...(completion === undefined ? {} : { completion_tokens: completion }),
-    total_tokens: (prompt ?? 0) + (completion ?? 0)
-  }
   return {
     response: multiTurn ? answers.map((answer) => answer.text) : last?.text ?? "",
     ...(usage === undefined ? {} : { usage }),

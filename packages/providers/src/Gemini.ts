@@ -23,8 +23,10 @@
  * given).
  *
  * The completed record gets `safety_attributes` as prompto writes them (a list for a chat),
- * `finish_reason`, `model` (the served `modelVersion`) and `usage`. A blocked response is a
- * success with `""`.
+ * `finish_reason`, `model` (the served `modelVersion`) and `usage`, with `cached_tokens`
+ * (`cachedContentTokenCount`) and `reasoning_tokens` (`thoughtsTokenCount`) when reported; thinking
+ * tokens are billed output, so they are counted in `completion_tokens` too. A blocked response is
+ * a success with `""`.
  *
  * The SDK's retries are off (no `httpOptions.retryOptions`: `generateContent` makes one fetch)
  * and it has no timeout (no `httpOptions.timeout`); the scheduler's timeout aborts the request

@@ -8,7 +8,8 @@
  * list of strings, `{type: "text", text}` and `{type: "image_url", image_url: url | {url, detail}}`
  * items. Local image files are read from the media folder and sent as base64 `data:` URLs;
  * `http(s)` URLs pass through. `parameters` are sent as given; `n` above 1 gives a list of
- * choices.
+ * choices. `usage` gets `cached_tokens` and `reasoning_tokens` from the API's
+ * `prompt_tokens_details` and `completion_tokens_details` when reported.
  *
  * Configuration, per record with prompto's per-model override (`VAR_<model id>` before `VAR`):
  * `OPENAI_API_KEY` (required) and `OPENAI_BASE_URL` (optional, default

@@ -93,9 +93,70 @@ describe("Anthropic", () => {
           const response = yield* provider.query(record("Hello there", { max_tokens: 5 }, sonnet))
           expect(response.response).toBe(AnthropicServer.defaultAnswer(0, sonnet, "Hello there"))
           expect(response.response).toBe(server.requests[0]!.answer)
-          // 2 input words; the answer "Answer 0 from <model>: Hello there" has 6 words
-          expect(response.usage).toEqual({ prompt_tokens: 2, completion_tokens: 6, total_tokens: 8 })
+          // 2 input words; the answer "Answer 0 from <model>: Hello there" has 6 words; the server
+          // reports no cache use, as 0s
+          expect(response.usage).toEqual({
+            prompt_tokens: 2,
+            completion_tokens: 6,
+            total_tokens: 8,
+            cached_tokens: 0,
+            cache_write_tokens: 0
+          })
           expect(response.fields).toEqual({ finish_reason: "end_turn", model: sonnet })
+        })))
+
+    it.scopedLive("adds cache reads and writes into prompt_tokens, and records them as cached_tokens and cache_write_tokens", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({
+            _tag: "Message",
+            text: "Cached.",
+            usage: { input_tokens: 10, output_tokens: 4, cache_creation_input_tokens: 1200, cache_read_input_tokens: 300 }
+          })
+          const response = yield* provider.query(record("How does technology impact us?"))
+          // input_tokens leaves out the cache reads and writes, which are billed input too
+          expect(response.usage).toEqual({
+            prompt_tokens: 10 + 1200 + 300,
+            completion_tokens: 4,
+            total_tokens: 1514,
+            cached_tokens: 300,
+            cache_write_tokens: 1200
+          })
+        })))
+
+    it.scopedLive("cache counts that are absent or null are not recorded", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue({
+            _tag: "Message",
+            usage: { input_tokens: 10, output_tokens: 4, cache_creation_input_tokens: null, cache_read_input_tokens: 8 }
+          })
+          const response = yield* provider.query(record("hi"))
+          expect(response.usage).toEqual({ prompt_tokens: 18, completion_tokens: 4, total_tokens: 22, cached_tokens: 8 })
+        })))
+
+    it.scopedLive("a multi-turn chat sums prompt tokens with their cache parts, and the cache counts, over the turns", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          server.enqueue(
+            {
+              _tag: "Message",
+              text: "Trade creates jobs.",
+              usage: { input_tokens: 7, output_tokens: 3, cache_creation_input_tokens: 100, cache_read_input_tokens: 0 }
+            },
+            { _tag: "Message", text: "A joke.", usage: { input_tokens: 15, output_tokens: 2, cache_read_input_tokens: 100 } }
+          )
+          const response = yield* provider.query(
+            record(["How does international trade create jobs?", "I want a joke about that"])
+          )
+          // turn 1: 7 + 100 written; turn 2: 15 + 100 read
+          expect(response.usage).toEqual({
+            prompt_tokens: 107 + 115,
+            completion_tokens: 5,
+            total_tokens: 227,
+            cached_tokens: 100,
+            cache_write_tokens: 100
+          })
         })))
 
     it.scopedLive("concatenates the text blocks of an answer and skips other blocks", () =>
@@ -557,6 +618,26 @@ describe("Anthropic", () => {
         expectServerAnswers(server, completed)
         expect(server.requests.map((request) => request.body.model).sort()).toEqual([sonnet, haiku])
         expect(result.stats.queues.size).toBe(1)
+      }))
+
+    it.scopedLive("writes the cache counts into the completed record's usage", () =>
+      Effect.gen(function*() {
+        const server = yield* AnthropicServer.start()
+        server.enqueue({
+          _tag: "Message",
+          usage: { input_tokens: 10, output_tokens: 4, cache_creation_input_tokens: 20, cache_read_input_tokens: 30 }
+        })
+        const file = path.join(tempDir(), "cache.jsonl")
+        fs.writeFileSync(file, JSON.stringify(record("Hello there")) + "\n")
+        const { completed } = yield* run(server, file)
+        expect(completed).toHaveLength(1)
+        expect(completed[0].usage).toEqual({
+          prompt_tokens: 60,
+          completion_tokens: 4,
+          total_tokens: 64,
+          cached_tokens: 30,
+          cache_write_tokens: 20
+        })
       }))
   })
 })

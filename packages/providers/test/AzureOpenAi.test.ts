@@ -67,6 +67,21 @@ describe("AzureOpenAi", () => {
         })
       }).pipe(Effect.scoped))
 
+    it.live("records the cached input and reasoning tokens Azure reports", () =>
+      Effect.gen(function*() {
+        const server = yield* azure()
+        const provider = yield* AzureOpenAi.make
+        server.enqueue(OpenAiServer.replies.answerWith({ cachedTokens: 2, reasoningTokens: 3 }))
+        const response = yield* provider.query(record("How does technology impact us?")).pipe(env(server))
+        expect(response.usage).toEqual({
+          prompt_tokens: 5,
+          completion_tokens: 10,
+          total_tokens: 15,
+          cached_tokens: 2,
+          reasoning_tokens: 3
+        })
+      }).pipe(Effect.scoped))
+
     it.live("per-model key, endpoint and API version; a trailing slash on the endpoint is fine", () =>
       Effect.gen(function*() {
         const main = yield* azure()

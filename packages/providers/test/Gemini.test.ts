@@ -139,6 +139,35 @@ describe("Gemini", () => {
           expect(response.usage).toEqual({ prompt_tokens: 5 + 18, completion_tokens: 7 + 8, total_tokens: 12 + 26 })
         })))
 
+    it.live("records cached content and thinking tokens; thinking tokens are added into completion_tokens", () =>
+      withGemini((provider, server) =>
+        Effect.gen(function*() {
+          server.enqueue({ _tag: "Answer", usage: { cached: 3, thoughts: 20 } })
+          const response = yield* provider.query(record("How does technology impact us?"))
+          // candidatesTokenCount (7) leaves out the 20 thinking tokens, which are billed output too
+          expect(response.usage).toEqual({
+            prompt_tokens: 5,
+            completion_tokens: 7 + 20,
+            total_tokens: 32,
+            cached_tokens: 3,
+            reasoning_tokens: 20
+          })
+        })))
+
+    it.live("a multi-turn chat sums the thinking and cached counts over the turns that report them", () =>
+      withGemini((provider, server) =>
+        Effect.gen(function*() {
+          server.enqueue({ _tag: "Answer", usage: { thoughts: 10 } }, { _tag: "Answer", usage: { cached: 5 } })
+          const response = yield* provider.query(record(["How does trade create jobs?", "I want a joke about that"]))
+          expect(response.usage).toEqual({
+            prompt_tokens: 5 + 18,
+            completion_tokens: (7 + 10) + 8,
+            total_tokens: (12 + 10) + 26,
+            cached_tokens: 5,
+            reasoning_tokens: 10
+          })
+        })))
+
     it.live("sends a role/parts history with the leading system message as systemInstruction", () =>
       withGemini((provider, server) =>
         Effect.gen(function*() {

@@ -115,6 +115,50 @@ describe("OpenAi", () => {
         expect(response.fields).toEqual({ finish_reason: ["stop", "stop"], model: "gpt-4o-2024-08-06" })
       }).pipe(Effect.scoped))
 
+    it.live("records cached input and reasoning tokens from the usage details as cached_tokens and reasoning_tokens", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        const provider = yield* OpenAi.make
+        server.enqueue(OpenAiServer.replies.answerWith({ cachedTokens: 3, reasoningTokens: 10 }))
+        const response = yield* provider.query(record("How does technology impact us?")).pipe(env(server))
+        // prompt and completion tokens are kept as sent: they already hold the cached and reasoning tokens
+        expect(response.usage).toEqual({
+          prompt_tokens: 5,
+          completion_tokens: 7 + 10,
+          total_tokens: 22,
+          cached_tokens: 3,
+          reasoning_tokens: 10
+        })
+      }).pipe(Effect.scoped))
+
+    it.live("a reported 0 is recorded; a detail the server leaves out is not", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        const provider = yield* OpenAi.make
+        server.enqueue(OpenAiServer.replies.answerWith({ cachedTokens: 0 }))
+        const response = yield* provider.query(record("How does technology impact us?")).pipe(env(server))
+        expect(response.usage).toEqual({ prompt_tokens: 5, completion_tokens: 7, total_tokens: 12, cached_tokens: 0 })
+      }).pipe(Effect.scoped))
+
+    it.live("a multi-turn chat sums the usage details over the turns that report them", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        const provider = yield* OpenAi.make
+        server.enqueue(
+          OpenAiServer.replies.answerWith({ reasoningTokens: 4 }),
+          OpenAiServer.replies.answerWith({ cachedTokens: 6 })
+        )
+        const response = yield* provider.query(record(["first question", "second one"])).pipe(env(server))
+        // turn 1: 2 + (4 + 4 reasoning) tokens; turn 2: (2 + 4 + 2) + 4
+        expect(response.usage).toEqual({
+          prompt_tokens: 10,
+          completion_tokens: 12,
+          total_tokens: 22,
+          cached_tokens: 6,
+          reasoning_tokens: 4
+        })
+      }).pipe(Effect.scoped))
+
     it.live.skipIf(!examplesPresent)("a history is sent as given; local images arrive base64, URLs pass through, detail is kept", () =>
       Effect.gen(function*() {
         const server = yield* OpenAiServer.make()

@@ -111,6 +111,20 @@ describe("VertexAi", () => {
           })
         })))
 
+    it.live("records cached content and thinking tokens as Gemini does", () =>
+      withVertex((provider, server) =>
+        Effect.gen(function*() {
+          server.enqueue({ _tag: "Answer", usage: { cached: 2, thoughts: 4 } })
+          const response = yield* provider.query(record("How does technology impact us?"))
+          expect(response.usage).toEqual({
+            prompt_tokens: 5,
+            completion_tokens: 7 + 4,
+            total_tokens: 16,
+            cached_tokens: 2,
+            reasoning_tokens: 4
+          })
+        })))
+
     it.live("reuses one client (one token) per project/location/endpoint; a per-model location gets its own", () =>
       withVertex(
         (provider, server) =>

@@ -23,6 +23,7 @@ import { Effect, Option } from "effect"
 import * as Media from "../Media.js"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
+import * as Usage from "./usage.js"
 
 // ---------------------------------------------------------------------------
 // models
@@ -627,21 +628,27 @@ export const answer = (response: GenerateContentResponse): Answer => {
   return { text, content, safetyAttributes, finishReason, model, usage }
 }
 
-const sumUsage = (answers: ReadonlyArray<Answer>): PromptRecord.Usage | undefined => {
-  const reported = answers.flatMap((item) => (item.usage === undefined ? [] : [item.usage]))
-  if (reported.length === 0) return undefined
-  const total = (pick: (usage: NonNullable<Answer["usage"]>) => number | undefined) =>
-    reported.reduce((sum, usage) => sum + (pick(usage) ?? 0), 0)
-  return {
-    prompt_tokens: total((usage) => usage.promptTokenCount),
-    completion_tokens: total((usage) => usage.candidatesTokenCount),
-    total_tokens: total((usage) => usage.totalTokenCount)
-  }
+/**
+ * The usage of one answer. `candidatesTokenCount` leaves out thinking tokens, which are billed
+ * as output too, so they are added into `completion_tokens` and also kept on their own; cached
+ * content is already a part of `promptTokenCount`. The three counts default to 0 (a blocked
+ * prompt reports no candidate count); the details are written only when reported.
+ */
+const toUsage = (metadata: NonNullable<Answer["usage"]>): Usage.Usage => {
+  const thoughts = Usage.count(metadata.thoughtsTokenCount)
+  return Usage.make({
+    prompt_tokens: metadata.promptTokenCount ?? 0,
+    completion_tokens: (metadata.candidatesTokenCount ?? 0) + (thoughts ?? 0),
+    total_tokens: metadata.totalTokenCount ?? 0,
+    cached_tokens: Usage.count(metadata.cachedContentTokenCount),
+    cache_write_tokens: undefined,
+    reasoning_tokens: thoughts
+  })
 }
 
 const respond = (answers: ReadonlyArray<Answer>, multiTurn: boolean): Provider.ProviderResponse => {
   const last = answers[answers.length - 1]
-  const usage = sumUsage(answers)
+  const usage = Usage.sum(answers.map((item) => (item.usage === undefined ? undefined : toUsage(item.usage))))
   return {
     response: multiTurn ? answers.map((item) => item.text) : last?.text ?? "",
     ...(usage === undefined ? {} : { usage }),

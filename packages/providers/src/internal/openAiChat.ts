@@ -14,6 +14,7 @@ import * as Media from "../Media.js"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
 import * as UndiciFetch from "./undiciFetch.js"
+import * as Usage from "./usage.js"
 
 /**
  * `chat` sends `chat.completions`; `completion` the legacy completions endpoint (a string
@@ -296,21 +297,29 @@ export interface Answer {
   readonly finishReasons: ReadonlyArray<string | null>
   /** The model name the server reports. */
   readonly model: string | undefined
-  readonly usage: PromptRecord.Usage | undefined
+  /** With the cache and reasoning details when the server reports them. */
+  readonly usage: Usage.Usage | undefined
 }
 
 const numberOr = (value: unknown): number | undefined => typeof value === "number" ? value : undefined
 
-const parseUsage = (usage: unknown): PromptRecord.Usage | undefined => {
+/**
+ * The three counts, and the cached input and reasoning output counts OpenAI nests under
+ * `prompt_tokens_details` and `completion_tokens_details` (already parts of prompt and
+ * completion tokens, so those stay as sent).
+ */
+const parseUsage = (usage: unknown): Usage.Usage | undefined => {
   if (!isRecord(usage)) return undefined
-  const prompt_tokens = numberOr(usage.prompt_tokens)
-  const completion_tokens = numberOr(usage.completion_tokens)
-  const total_tokens = numberOr(usage.total_tokens)
-  return {
-    ...(prompt_tokens === undefined ? {} : { prompt_tokens }),
-    ...(completion_tokens === undefined ? {} : { completion_tokens }),
-    ...(total_tokens === undefined ? {} : { total_tokens })
-  }
+  const promptDetails = isRecord(usage.prompt_tokens_details) ? usage.prompt_tokens_details : {}
+  const completionDetails = isRecord(usage.completion_tokens_details) ? usage.completion_tokens_details : {}
+  return Usage.make({
+    prompt_tokens: Usage.count(usage.prompt_tokens),
+    completion_tokens: Usage.count(usage.completion_tokens),
+    total_tokens: Usage.count(usage.total_tokens),
+    cached_tokens: Usage.count(promptDetails.cached_tokens),
+    cache_write_tokens: undefined,
+    reasoning_tokens: Usage.count(completionDetails.reasoning_tokens)
+  })
 }
 
 /**
@@ -370,16 +379,6 @@ const send = (
     })
   )
 
-const sumUsage = (answers: ReadonlyArray<Answer>): PromptRecord.Usage | undefined => {
-  const reported = answers.map((answer) => answer.usage).filter((usage) => usage !== undefined)
-  if (reported.length === 0) return undefined
-  const sum = (key: keyof PromptRecord.Usage) => {
-    const values = reported.map((usage) => usage[key]).filter((value) => value !== undefined)
-    return values.length === 0 ? {} : { [key]: values.reduce((total, value) => total + value, 0) }
-  }
-  return { ...sum("prompt_tokens"), ...sum("completion_tokens"), ...sum("total_tokens") }
-}
-
 /** prompto's `process_response`: "" for no choice, the text for one, the list for several. */
 const single = <A>(values: ReadonlyArray<A>, none: A): A | ReadonlyArray<A> =>
   values.length === 1 ? values[0]! : values.length === 0 ? none : values
@@ -389,7 +388,7 @@ const toResponse = (
   multiTurn: boolean
 ): Provider.ProviderResponse => {
   const last = answers.at(-1)
-  const usage = sumUsage(answers)
+  const usage = Usage.sum(answers.map((answer) => answer.usage))
   const response = multiTurn
     ? answers.map((answer) => answer.texts[0] ?? "")
     : single(last?.texts ?? [], "")

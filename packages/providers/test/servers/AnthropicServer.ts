@@ -19,7 +19,16 @@ export type Reply =
     readonly stopReason?: string
     /** The served model (default: the requested one). */
     readonly model?: string
-    readonly usage?: { readonly input_tokens: number; readonly output_tokens: number }
+    /**
+     * The `usage` sent as given (default: word counts, with no cache use). Anthropic's
+     * `input_tokens` leaves out the cache reads and writes.
+     */
+    readonly usage?: {
+      readonly input_tokens: number
+      readonly output_tokens: number
+      readonly cache_creation_input_tokens?: number | null
+      readonly cache_read_input_tokens?: number | null
+    }
   }
   | {
     readonly _tag: "Error"

@@ -35,7 +35,22 @@ export interface RecordedRequest {
 }
 
 /**
- * A programmed reply: JSON with a status and headers, a raw body, or a hang that never answers.
+ * Usage counts an answer reports besides prompt and candidates (left out when not given, as
+ * models without thinking or cached content do).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UsageDetails {
+  /** `cachedContentTokenCount`: a part of `promptTokenCount`, so at most that. */
+  readonly cached?: number
+  /** `thoughtsTokenCount`: not in `candidatesTokenCount`, but in `totalTokenCount`. */
+  readonly thoughts?: number
+}
+
+/**
+ * A programmed reply: JSON with a status and headers, a raw body, the default answer with usage
+ * details, or a hang that never answers.
  *
  * @since 0.1.0
  * @category models
@@ -43,7 +58,11 @@ export interface RecordedRequest {
 export type Reply =
   | { readonly _tag: "Json"; readonly status?: number; readonly headers?: Record<string, string>; readonly body: unknown }
   | { readonly _tag: "Raw"; readonly status?: number; readonly headers?: Record<string, string>; readonly body: string }
+  | { readonly _tag: "Answer"; readonly usage: UsageDetails }
   | { readonly _tag: "Hang" }
+
+/** A reply sent as it is (no answer derived from the request). */
+type Fixed = Extract<Reply, { _tag: "Json" | "Raw" }>
 
 /**
  * @since 0.1.0
@@ -55,7 +74,7 @@ export interface GeminiServer {
   /** Replies for the next `generateContent` calls, in order. */
   readonly enqueue: (...replies: ReadonlyArray<Reply>) => void
   /** Replies for the next `/token` calls, in order (else a fresh access token). */
-  readonly enqueueToken: (...replies: ReadonlyArray<Exclude<Reply, { _tag: "Hang" }>>) => void
+  readonly enqueueToken: (...replies: ReadonlyArray<Fixed>) => void
   /** `generateContent` requests only. */
   readonly generations: () => ReadonlyArray<RecordedRequest>
   /** How many hung requests saw their connection closed by the client. */
@@ -94,7 +113,7 @@ export const textResponse = (
     readonly model?: string
     readonly finishReason?: string
     readonly probabilities?: ReadonlyArray<string>
-    readonly usage?: { readonly prompt: number; readonly candidates: number }
+    readonly usage?: { readonly prompt: number; readonly candidates: number } & UsageDetails
   } = {}
 ) => {
   const categories = [
@@ -117,7 +136,9 @@ export const textResponse = (
     usageMetadata: {
       promptTokenCount: usage.prompt,
       candidatesTokenCount: usage.candidates,
-      totalTokenCount: usage.prompt + usage.candidates
+      totalTokenCount: usage.prompt + usage.candidates + (usage.thoughts ?? 0),
+      ...(usage.cached === undefined ? {} : { cachedContentTokenCount: usage.cached }),
+      ...(usage.thoughts === undefined ? {} : { thoughtsTokenCount: usage.thoughts })
     },
     modelVersion: options.model ?? "gemini-test-001",
     responseId: "loopback"
@@ -133,12 +154,12 @@ const lastUserText = (body: any): string => {
 
 /**
  * The default answer: `"<model> says: <last user text>"` (with `[n media]` when media parts were
- * sent), token counts from word counts.
+ * sent), token counts from word counts, and the usage details if given.
  *
  * @since 0.1.0
  * @category replies
  */
-export const defaultAnswer = (model: string, body: any) => {
+export const defaultAnswer = (model: string, body: any, details: UsageDetails = {}) => {
   const contents: ReadonlyArray<any> = Array.isArray(body?.contents) ? body.contents : []
   const media = contents.flatMap((content) => (Array.isArray(content?.parts) ? content.parts : []))
     .filter((part: any) => part?.inlineData !== undefined || part?.fileData !== undefined).length
@@ -147,14 +168,14 @@ export const defaultAnswer = (model: string, body: any) => {
   const prompt = contents.reduce((sum: number, content: any) =>
     sum + (Array.isArray(content?.parts) ? content.parts : []).reduce((n: number, part: any) =>
       n + (typeof part?.text === "string" ? words(part.text) : 258), 0), 0)
-  return textResponse(text, { model: `${model}-001`, usage: { prompt, candidates: words(text) } })
+  return textResponse(text, { model: `${model}-001`, usage: { prompt, candidates: words(text), ...details } })
 }
 
 const geminiPath = /^\/v1beta\/models\/([^/:]+):generateContent$/
 const vertexPath = /^\/v1beta1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/google\/models\/([^/:]+):generateContent$/
 const filePath = /^\/v1beta\/files\/([^/?]+)$/
 
-const send = (res: http.ServerResponse, reply: Exclude<Reply, { _tag: "Hang" }>) =>
+const send = (res: http.ServerResponse, reply: Fixed) =>
   Loopback.send(res, reply.status ?? 200, reply._tag === "Json" ? JSON.stringify(reply.body) : reply.body, {
     "content-type": "application/json; charset=UTF-8",
     ...reply.headers
@@ -169,7 +190,7 @@ const send = (res: http.ServerResponse, reply: Exclude<Reply, { _tag: "Hang" }>)
 export const make: Effect.Effect<GeminiServer, never, Scope.Scope> = Effect.suspend(() => {
   const requests: Array<RecordedRequest> = []
   const queue = Loopback.replies<Reply>()
-  const tokenQueue = Loopback.replies<Exclude<Reply, { _tag: "Hang" }>>()
+  const tokenQueue = Loopback.replies<Fixed>()
   const handle = ({ request: incoming, response: res, hang }: Loopback.Exchange) => {
     const { method, path, body } = incoming
     const base = { method, path: incoming.url, headers: incoming.headers, body }
@@ -180,11 +201,15 @@ export const make: Effect.Effect<GeminiServer, never, Scope.Scope> = Effect.susp
       requests.push(vertex !== null ? { ...base, model, project: vertex[1]!, location: vertex[2]! } : { ...base, model })
       const reply = queue.take(base)
       if (reply === undefined) return send(res, { _tag: "Json", body: defaultAnswer(model, body) })
-      if (reply._tag === "Hang") {
-        void hang()
-        return
+      switch (reply._tag) {
+        case "Answer":
+          return send(res, { _tag: "Json", body: defaultAnswer(model, body, reply.usage) })
+        case "Hang":
+          void hang()
+          return
+        default:
+          return send(res, reply)
       }
-      return send(res, reply)
     }
     requests.push(base)
     const file = filePath.exec(path)

@@ -21,9 +21,21 @@ export interface RecordedRequest {
   readonly body: any
 }
 
+/**
+ * The usage details a chat answer reports besides the three counts, in OpenAI's nested
+ * `prompt_tokens_details` and `completion_tokens_details` (left out when not given, as older
+ * models and OpenAI-compatible servers do).
+ */
+export interface UsageDetails {
+  /** `prompt_tokens_details.cached_tokens`: a part of `prompt_tokens`, so at most that. */
+  readonly cachedTokens?: number
+  /** `completion_tokens_details.reasoning_tokens`: added to `completion_tokens`, which bills them. */
+  readonly reasoningTokens?: number
+}
+
 /** What the server does with one request. */
 export type Reply =
-  | { readonly _tag: "Answer" }
+  | { readonly _tag: "Answer"; readonly usage?: UsageDetails }
   | {
     readonly _tag: "Status"
     readonly status: number
@@ -41,6 +53,8 @@ export const openAiError = (message: string, type = "invalid_request_error", cod
 /** Canned replies. */
 export const replies = {
   answer: { _tag: "Answer" } as Reply,
+  /** The realistic answer, its chat usage reporting these details. */
+  answerWith: (usage: UsageDetails): Reply => ({ _tag: "Answer", usage }),
   status: (status: number, body: unknown, headers?: Readonly<Record<string, string>>): Reply =>
     headers === undefined ? { _tag: "Status", status, body } : { _tag: "Status", status, body, headers },
   rateLimited: (retryAfterSeconds: string): Reply => ({
@@ -103,7 +117,8 @@ const words = (text: string): number => text.split(/\s+/).filter((word) => word.
 const answer = (
   kind: "chat" | "completion",
   body: any,
-  served: string
+  served: string,
+  details: UsageDetails = {}
 ) => {
   const n = typeof body?.n === "number" ? body.n : 1
   const created = 1_720_000_000
@@ -112,7 +127,7 @@ const answer = (
     const question = contentText([...messages].reverse().find((message) => message.role === "user")?.content)
     const texts = Array.from({ length: n }, (_, choice) => answerText(question, choice))
     const promptTokens = messages.reduce((total, message) => total + words(contentText(message.content)), 0)
-    const completionTokens = texts.reduce((total, text) => total + words(text), 0)
+    const completionTokens = texts.reduce((total, text) => total + words(text), 0) + (details.reasoningTokens ?? 0)
     return {
       id: "chatcmpl-9tEst0000000000000000000000",
       object: "chat.completion",
@@ -124,7 +139,15 @@ const answer = (
         logprobs: null,
         finish_reason: "stop"
       })),
-      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+      usage: {
+        prompt_tokens: promptTokens,
+        completion_tokens: completionTokens,
+        total_tokens: promptTokens + completionTokens,
+        ...(details.cachedTokens === undefined ? {} : { prompt_tokens_details: { cached_tokens: details.cachedTokens } }),
+        ...(details.reasoningTokens === undefined
+          ? {}
+          : { completion_tokens_details: { reasoning_tokens: details.reasoningTokens } })
+      },
       system_fingerprint: "fp_test"
     }
   }
@@ -221,7 +244,7 @@ export const make = (options: Options = {}): Effect.Effect<OpenAiServer, never, 
         switch (reply._tag) {
           case "Answer": {
             const model = isRecord(body) && typeof body.model === "string" ? body.model : ""
-            return Loopback.sendJson(response, 200, answer(routed.kind, body, servedModel(model)))
+            return Loopback.sendJson(response, 200, answer(routed.kind, body, servedModel(model), reply.usage))
           }
           case "Status":
             return Loopback.sendJson(response, reply.status, reply.body, reply.headers)
