@@ -137,7 +137,8 @@ export const start = async (dir: string): Promise<Servers> => {
   const inScope = <A>(effect: Effect.Effect<A, never, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
   try {
     const [openai, azure, huggingface, anthropic, gemini, vertexai, ollama, quart] = await Promise.all([
-      inScope(OpenAiServer.make({ auth: { _tag: "Bearer", keys: [keys.openai] } })),
+      // token counts as OpenAI's, so estimates can be checked against them
+      inScope(OpenAiServer.make({ auth: { _tag: "Bearer", keys: [keys.openai] }, tokens: "tiktoken" })),
       inScope(OpenAiServer.make({
         auth: { _tag: "Azure", keys: [keys.azure], apiVersion: azureApiVersion, deployments: azureDeployments }
       })),

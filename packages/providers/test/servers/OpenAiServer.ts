@@ -7,6 +7,7 @@
  * or a hang that never answers (and notices when the client closes the connection).
  */
 import { Effect, type Scope } from "effect"
+import { getEncoding } from "js-tiktoken"
 import * as Loopback from "./Loopback.js"
 
 /** One request as the server received it. */
@@ -82,6 +83,36 @@ export interface Options {
   readonly auth?: Auth
   /** The model the server reports for a requested one (default `<requested>-2024-08-06`). */
   readonly servedModel?: (requested: string) => string
+  /**
+   * How usage counts tokens: `words` (default: whitespace-separated words, easy to check by
+   * hand) or `tiktoken`, as OpenAI does (`js-tiktoken`, an implementation independent of the
+   * one prompto uses: `o200k_base` for GPT-4o and later, `cl100k_base` for GPT-4 and GPT-3.5;
+   * 3 tokens a message plus its role, and 3 to prime the reply).
+   */
+  readonly tokens?: "words" | "tiktoken"
+}
+
+/** Counts the tokens of a chat request and of a text the way `Options.tokens` says. */
+interface TokenCounting {
+  readonly text: (model: string, text: string) => number
+  readonly chat: (model: string, messages: ReadonlyArray<Record<string, unknown>>) => number
+}
+
+const wordCounting: TokenCounting = {
+  text: (_model, text) => words(text),
+  chat: (_model, messages) => messages.reduce((total, message) => total + words(contentText(message.content)), 0)
+}
+
+const tiktokenCounting = (): TokenCounting => {
+  const o200k = getEncoding("o200k_base")
+  const cl100k = getEncoding("cl100k_base")
+  const encodingOf = (model: string) => (/^(gpt-4(?![o.])|gpt-4-|gpt-3\.5)/.test(model) ? cl100k : o200k)
+  const text = (model: string, value: string) => encodingOf(model).encode(value).length
+  return {
+    text,
+    chat: (model, messages) =>
+      3 + messages.reduce((total, message) => total + 3 + text(model, String(message.role ?? "")) + text(model, contentText(message.content)), 0)
+  }
 }
 
 export interface OpenAiServer {
@@ -118,16 +149,18 @@ const answer = (
   kind: "chat" | "completion",
   body: any,
   served: string,
-  details: UsageDetails = {}
+  details: UsageDetails = {},
+  tokens: TokenCounting = wordCounting
 ) => {
+  const model = typeof body?.model === "string" ? body.model : served
   const n = typeof body?.n === "number" ? body.n : 1
   const created = 1_720_000_000
   if (kind === "chat") {
     const messages: ReadonlyArray<Record<string, unknown>> = Array.isArray(body?.messages) ? body.messages : []
     const question = contentText([...messages].reverse().find((message) => message.role === "user")?.content)
     const texts = Array.from({ length: n }, (_, choice) => answerText(question, choice))
-    const promptTokens = messages.reduce((total, message) => total + words(contentText(message.content)), 0)
-    const completionTokens = texts.reduce((total, text) => total + words(text), 0) + (details.reasoningTokens ?? 0)
+    const promptTokens = tokens.chat(model, messages)
+    const completionTokens = texts.reduce((total, text) => total + tokens.text(model, text), 0) + (details.reasoningTokens ?? 0)
     return {
       id: "chatcmpl-9tEst0000000000000000000000",
       object: "chat.completion",
@@ -153,8 +186,8 @@ const answer = (
   }
   const question = typeof body?.prompt === "string" ? body.prompt : ""
   const texts = Array.from({ length: n }, (_, choice) => answerText(question, choice))
-  const promptTokens = words(question)
-  const completionTokens = texts.reduce((total, text) => total + words(text), 0)
+  const promptTokens = tokens.text(model, question)
+  const completionTokens = texts.reduce((total, text) => total + tokens.text(model, text), 0)
   return {
     id: "cmpl-9tEst0000000000000000000000",
     object: "text_completion",
@@ -232,6 +265,7 @@ export const make = (options: Options = {}): Effect.Effect<OpenAiServer, never, 
     const requests: Array<RecordedRequest> = []
     const queued = Loopback.replies<Reply>()
     const servedModel = options.servedModel ?? ((requested: string) => `${requested}-2024-08-06`)
+    const counting = options.tokens === "tiktoken" ? tiktokenCounting() : wordCounting
     return Effect.map(
       Loopback.start(({ request: incoming, response, hang }) => {
         const { method, path, query, headers, json: body } = incoming
@@ -244,7 +278,7 @@ export const make = (options: Options = {}): Effect.Effect<OpenAiServer, never, 
         switch (reply._tag) {
           case "Answer": {
             const model = isRecord(body) && typeof body.model === "string" ? body.model : ""
-            return Loopback.sendJson(response, 200, answer(routed.kind, body, servedModel(model), reply.usage))
+            return Loopback.sendJson(response, 200, answer(routed.kind, body, servedModel(model), reply.usage, counting))
           }
           case "Status":
             return Loopback.sendJson(response, reply.status, reply.body, reply.headers)
