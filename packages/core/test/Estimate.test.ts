@@ -124,6 +124,31 @@ describe("Estimate", () => {
   })
 })
 
+describe("Estimate with the cache", () => {
+  it.live("counts what the cache would answer apart, and makes no cache folder when there is none", () => {
+    const dir = tempDir({
+      "exp.jsonl": lines(Array.from({ length: 6 }, (_, i) => ({ id: i, api: "openai", model_name: "gpt-4o-mini", prompt: `q ${i}` })))
+    })
+    const openai = MockProvider.make("openai", { respond: () => ({ response: "fine", usage }) })
+    const file = path.join(dir, "exp.jsonl")
+    const dataFolder = path.join(dir, "data")
+    return withProviders(
+      [openai],
+      Effect.gen(function*() {
+        const before = yield* Estimate.make({ file, dataFolder, cache: {} })
+        expect(before).toMatchObject({ requests: 6, cached: 0 })
+        expect(fs.existsSync(path.join(dataFolder, "cache"))).toBe(false)
+        fs.writeFileSync(path.join(dir, "half.jsonl"), fs.readFileSync(file, "utf8").split("\n").slice(0, 3).join("\n") + "\n")
+        yield* Experiment.run({ file: path.join(dir, "half.jsonl"), dataFolder, maxQueries: 600_000, cache: {} })
+        const after = yield* Estimate.make({ file, dataFolder, cache: {} })
+        expect(after).toMatchObject({ requests: 3, cached: 3 })
+        expect(Estimate.format(after).join("\n")).toContain("Cached: requests the response cache would answer")
+        expect(openai.calls).toHaveLength(3)
+      }).pipe(Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))))
+    )
+  })
+})
+
 describe("SpendCap", () => {
   it.live("stops the run before the spend would cross the cap, and a resume counts what was spent", () => {
     const experiment = Array.from({ length: 40 }, (_, i) => ({
