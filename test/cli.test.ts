@@ -26,7 +26,7 @@ const bins = {
 } as const
 const fixtures = path.join(here, "fixtures", "cli")
 const quickstart = path.join(repoRoot, "examples", "quickstart", "quickstart.jsonl")
-const promptoExamples = path.resolve(repoRoot, "..", "shared", "fixtures", "prompto-examples")
+const promptoExamples = path.resolve(repoRoot, "test", "fixtures", "prompto-examples")
 
 /** Run timeouts: a spawn costs ~0.4 s of CPU from the bundle (~2 s through tsx), and up to 5 run at once on a small machine. */
 const spawnTimeoutMs = 60_000
@@ -328,7 +328,7 @@ describe.concurrent("prompto CLI", () => {
   }, testTimeoutMs)
 })
 
-describe.skipIf(!fs.existsSync(promptoExamples))("check on Python prompto's example inputs (in-process)", () => {
+describe("check on Python prompto's example inputs (in-process)", () => {
   const files = fs.existsSync(promptoExamples)
     ? ls(promptoExamples).flatMap((example) => {
       const input = path.join(promptoExamples, example, "data", "input")

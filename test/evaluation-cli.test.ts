@@ -14,7 +14,7 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = path.resolve(here, "..")
 const binDir = path.join(repoRoot, "packages", "cli", "bin")
 const example = path.join(repoRoot, "examples", "evaluation")
-const promptoEvaluation = path.resolve(repoRoot, "..", "shared", "fixtures", "prompto-examples", "evaluation")
+const promptoEvaluation = path.resolve(repoRoot, "test", "fixtures", "prompto-examples", "evaluation")
 const testTimeoutMs = 90_000
 
 const tempDir = tempDirs()
@@ -172,7 +172,7 @@ describe.concurrent("evaluation from the CLI", () => {
     expect(runFilesOf(rephraseDir, "completed", "rephrase-capitals").map((file) => file.slice(0, 19))).toEqual([timestamp])
   }, testTimeoutMs)
 
-  describe.skipIf(!fs.existsSync(promptoEvaluation))("prompto judge", () => {
+  describe("prompto judge", () => {
     it("makes prompto's judge file from a completed file; prompto_create_judge_file is the same", async ({ expect }) => {
       const dir = tempDir(path.join(promptoEvaluation, "completed_example.jsonl"))
       fs.cpSync(path.join(promptoEvaluation, "judge"), path.join(dir, "judge"), { recursive: true })

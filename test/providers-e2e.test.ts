@@ -32,7 +32,7 @@ import { type Result, spawnCli } from "./e2e/spawnCli.js"
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = path.resolve(here, "..")
 const promptoBin = path.join(repoRoot, "packages", "cli", "bin", "prompto.js")
-const examples = path.resolve(repoRoot, "..", "shared", "fixtures", "prompto-examples")
+const examples = path.resolve(repoRoot, "test", "fixtures", "prompto-examples")
 const sharedMedia = path.join(examples, "openai", "data", "media")
 
 const spawnTimeoutMs = 45_000
@@ -172,7 +172,7 @@ const allServers: Array<Promise<Loopback.Servers>> = []
 /** The run of each example file, all started at once (the CLI takes one file per process). */
 const runs = new Map<string, Promise<Run>>()
 
-describe.skipIf(!fs.existsSync(examples))("prompto run: every prompto example against loopback API servers", () => {
+describe("prompto run: every prompto example against loopback API servers", () => {
   beforeAll(() => {
     for (const file of inputFiles) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prompto-providers-e2e-"))

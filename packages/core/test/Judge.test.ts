@@ -5,7 +5,7 @@ import * as nodeFs from "node:fs"
 import * as path from "node:path"
 import * as ExperimentFile from "../src/ExperimentFile.js"
 import * as Judge from "../src/Judge.js"
-import { evaluation, failsWith, fixturesPresent, folderWith, jsonl, withNode } from "./support/evaluationFixtures.js"
+import { evaluation, failsWith, folderWith, jsonl, withNode } from "./support/evaluationFixtures.js"
 
 /** Records as JSON text (so key order counts), sorted (so line order does not). */
 const asSortedJson = (records: ReadonlyArray<unknown>): ReadonlyArray<string> => records.map((r) => JSON.stringify(r)).sort()
@@ -195,7 +195,7 @@ describe("Judge", () => {
     })
   })
 
-  describe.skipIf(!fixturesPresent)("prompto's evaluation example", () => {
+  describe("prompto's evaluation example", () => {
     const judgeDir = path.join(evaluation, "judge")
     const judgeInput = () =>
       jsonl(path.join(evaluation, "data/output/judge-example/15-11-2024-12-24-03-input-judge-example.jsonl"))
@@ -392,7 +392,7 @@ describe("Judge", () => {
         expect(error.message).toBe("unknown verdict parser \"stars\"; available: yes_no, score_1_10, number")
       }))
 
-    it.skipIf(!fixturesPresent)("yes_no reads every answer of prompto's judge-example", () => {
+    it("yes_no reads every answer of prompto's judge-example", () => {
       const completed = jsonl(path.join(evaluation, "data/output/judge-example/15-11-2024-12-24-03-completed-judge-example.jsonl"))
       const verdicts = completed.map((record) => Judge.yesNo.parse(record.response))
       expect(verdicts).toHaveLength(6)

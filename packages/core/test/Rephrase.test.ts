@@ -4,7 +4,7 @@ import { Effect } from "effect"
 import * as path from "node:path"
 import type { IdentifiedRecord } from "../src/PromptRecord.js"
 import * as Rephrase from "../src/Rephrase.js"
-import { evaluation, failsWith, fixturesPresent, folderWith, jsonl, withNode } from "./support/evaluationFixtures.js"
+import { evaluation, failsWith, folderWith, jsonl, withNode } from "./support/evaluationFixtures.js"
 
 /** Records as JSON text, so that key order counts. */
 const asJson = (records: ReadonlyArray<unknown>): ReadonlyArray<string> => records.map((r) => JSON.stringify(r))
@@ -215,7 +215,7 @@ describe("Rephrase", () => {
     })
   })
 
-  describe.skipIf(!fixturesPresent)("prompto's evaluation example", () => {
+  describe("prompto's evaluation example", () => {
     const output = path.join(evaluation, "data/output")
     const rephraseInput = () => jsonl(path.join(output, "rephrase-example/15-11-2024-12-23-08-input-rephrase-example.jsonl"))
     const rephraseCompleted = () =>

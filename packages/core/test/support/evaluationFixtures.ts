@@ -11,14 +11,12 @@ import * as nodeFs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
-/** prompto's evaluation examples (absent on a machine without ../shared). */
+/** prompto's evaluation examples (copied into the repository's test fixtures, with its licence). */
 export const evaluation = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
-  "../../../../../shared/fixtures/prompto-examples/evaluation"
+  "../../../../test/fixtures/prompto-examples/evaluation"
 )
 
-/** Whether the fixtures are there; fixture tests skip themselves otherwise. */
-export const fixturesPresent = nodeFs.existsSync(evaluation)
 
 /** The objects of a JSONL file, read without the code under test. */
 export const jsonl = (file: string): ReadonlyArray<Record<string, unknown>> =>
