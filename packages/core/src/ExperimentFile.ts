@@ -252,8 +252,21 @@ export const typeCsvCell = (cell: string): unknown => {
 }
 
 /**
+ * The cells pandas reads as missing by default (`read_csv`'s `na_values`), which prompto drops
+ * from `parameters` (an empty cell is dropped everywhere).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const pandasMissing: ReadonlySet<string> = new Set([
+  "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL",
+  "NaN", "None", "n/a", "nan", "null"
+])
+
+/**
  * A CSV row as a prompt dict, as prompto reads it: empty cells dropped, cells typed, and
- * `parameters-X` columns folded into a `parameters` object.
+ * `parameters-X` columns folded into a `parameters` object without the cells pandas reads as
+ * missing (`None`, `NaN`, `NULL`, `N/A`, ...: see `pandasMissing`).
  *
  * @since 0.1.0
  * @category utils
@@ -266,6 +279,7 @@ export const csvRowToObject = (header: ReadonlyArray<string>, row: ReadonlyArray
     if (cell === undefined || cell === "") return
     const value = typeCsvCell(cell)
     if (column.startsWith("parameters-")) {
+      if (pandasMissing.has(cell)) return
       parameters ??= {}
       parameters[column.slice("parameters-".length)] = value
     } else {

@@ -473,5 +473,23 @@ describe("ExperimentFile", () => {
           prompt: "True"
         })
       }))
+
+    it.effect("cells pandas reads as missing (None, NaN, NULL, N/A, ...) are dropped from parameters, as prompto does", () =>
+      Effect.sync(() => {
+        const header = ["id", "api", "model_name", "prompt", "parameters-temperature", "parameters-top_p", "parameters-stop", "parameters-seed"]
+        for (const missing of ["None", "NaN", "NULL", "N/A", "nan", "<NA>", "null", "#N/A"]) {
+          expect(ExperimentFile.csvRowToObject(header, ["1", "test", "m", "p", missing, "0.9", missing, ""])).toEqual({
+            id: 1,
+            api: "test",
+            model_name: "m",
+            prompt: "p",
+            parameters: { top_p: 0.9 }
+          })
+        }
+        // a cell with more than the token is text, as pandas reads it
+        expect(ExperimentFile.csvRowToObject(header, ["1", "test", "m", "p", "None at all"])).toMatchObject({
+          parameters: { temperature: "None at all" }
+        })
+      }))
   })
 })
