@@ -31,7 +31,9 @@ export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLi
  */
 export class TransientError extends Schema.TaggedError<TransientError>()("TransientError", {
   message: Schema.String,
-  status: Schema.optional(Schema.Number)
+  status: Schema.optional(Schema.Number),
+  /** The error's name in the record's `response` instead of the tag (prompto's `Exception`). */
+  errorName: Schema.optional(Schema.String)
 }) {
   /** @since 0.1.0 */
   readonly retryable = true
@@ -88,7 +90,9 @@ export class PermanentError extends Schema.TaggedError<PermanentError>()("Perman
     "stopped"
   ),
   message: Schema.String,
-  status: Schema.optional(Schema.Number)
+  status: Schema.optional(Schema.Number),
+  /** The error's name in the record's `response` instead of the tag (prompto's `ValueError`). */
+  errorName: Schema.optional(Schema.String)
 }) {
   /** @since 0.1.0 */
   readonly retryable = false

@@ -57,8 +57,10 @@ export const retryPolicy = (
  * @since 0.1.0
  * @category formatting
  */
-export const errorResponse = (error: ProviderError, attempts: number, maxAttempts: number): string =>
-  error.retryable && attempts >= maxAttempts
-    ? `An unexpected error occurred when querying the API: (${error._tag} - ${error.message}) after maximum ${maxAttempts} attempts`
-    : `${error._tag} - ${error.message}`
+export const errorResponse = (error: ProviderError, attempts: number, maxAttempts: number): string => {
+  const name = ("errorName" in error ? error.errorName : undefined) ?? error._tag
+  return error.retryable && attempts >= maxAttempts
+    ? `An unexpected error occurred when querying the API: (${name} - ${error.message}) after maximum ${maxAttempts} attempts`
+    : `${name} - ${error.message}`
+}
 

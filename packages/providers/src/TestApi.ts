@@ -283,9 +283,10 @@ export const make = (): Provider.Provider => {
 
         if (parameters.raise_error === "True") {
           yield* wait(latency)
+          // named as prompto's test API raises them, so outputs compare with prompto's
           return yield* parameters.raise_error_type === "Exception"
-            ? new ProviderError.TransientError({ message: errorMessage })
-            : new ProviderError.PermanentError({ reason: "bad_request", message: errorMessage })
+            ? new ProviderError.TransientError({ message: errorMessage, errorName: "Exception" })
+            : new ProviderError.PermanentError({ reason: "bad_request", message: errorMessage, errorName: "ValueError" })
         }
         if (attempt <= rateLimited) {
           yield* wait(latency)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
+import { type PromptRecord, Provider, ProviderError, RetryPolicy } from "@prompto/core"
 import { Effect, Either, Fiber, Option, TestClock } from "effect"
 import * as Providers from "../src/index.js"
 import { TestApi } from "../src/index.js"
@@ -141,6 +141,8 @@ describe("TestApi", () => {
         }
         const valueError = yield* failure(provider, record("hi", { raise_error: "True", raise_error_type: "ValueError" }))
         expect(valueError).toBeInstanceOf(ProviderError.PermanentError)
+        // the record's response names prompto's error type, so outputs compare with prompto's
+        expect(RetryPolicy.errorResponse(valueError, 1, 5)).toBe(`ValueError - ${TestApi.errorMessage}`)
       }))
 
     it.effect("raise_error_type \"Exception\" fails retryably", () =>
@@ -149,6 +151,9 @@ describe("TestApi", () => {
         expect(error).toBeInstanceOf(ProviderError.TransientError)
         expect(error.retryable).toBe(true)
         expect(error.message).toBe("This is a test error which we should handle and return")
+        expect(RetryPolicy.errorResponse(error, 5, 5)).toBe(
+          `An unexpected error occurred when querying the API: (Exception - ${TestApi.errorMessage}) after maximum 5 attempts`
+        )
       }))
 
     it.effect("raise_error \"False\" answers normally", () =>
