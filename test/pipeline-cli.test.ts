@@ -28,7 +28,7 @@ const age = (file: string, secondsAgo: number) => {
 }
 
 describe.concurrent("prompto pipeline from the CLI", () => {
-  it("pipeline -d data --once runs the files in input/ oldest first, sets a bad one aside, and exits 0", async ({ expect }) => {
+  it("pipeline -d data --once runs the files in input/ oldest first, sets a bad one aside, and exits 1 for it", async ({ expect }) => {
     const dir = tempDir()
     const input = path.join(dir, "data", "input")
     fs.mkdirSync(input, { recursive: true })
@@ -41,7 +41,9 @@ describe.concurrent("prompto pipeline from the CLI", () => {
     const result = await run("prompto.js", ["pipeline", "-d", "data", "--once", "-mq", "6000"], dir)
     const stderr = stripAnsi(result.stderr)
     expect(stderr).not.toMatch(/at .*\.ts:\d+/)
-    expect(result.status).toBe(0)
+    // the other files ran, and a script learns that one failed
+    expect(result.status).toBe(1)
+    expect(stderr).toContain("1 file failed; see each one's log under output/")
     const order = [...stderr.matchAll(/^(Starting|Finished|Failed) \S+[\\/](\S+?)(?::|;| |$)/gm)].map((m) => `${m[1]} ${m[2]}`)
     expect(order).toEqual([
       "Starting broken.jsonl",

@@ -26,7 +26,7 @@ export const file = Options.text("file").pipe(
 export const envFile = Options.text("env-file").pipe(
   Options.withAlias("e"),
   Options.withDefault(".env"),
-  Options.withDescription("The .env file holding API keys and endpoints.")
+  Options.withDescription("The .env file holding API keys and endpoints. Default: .env.")
 )
 
 /**
@@ -38,7 +38,7 @@ export const envFile = Options.text("env-file").pipe(
 export const dataFolder = Options.text("data-folder").pipe(
   Options.withAlias("d"),
   Options.withDefault("data"),
-  Options.withDescription("The data folder (input/, output/ and media/ are created in it).")
+  Options.withDescription("The data folder (input/, output/ and media/ are created in it). Default: data.")
 )
 
 /**

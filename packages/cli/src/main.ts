@@ -7,6 +7,7 @@
 import { Command, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Console, Effect } from "effect"
+import * as CliConsole from "./CliConsole.js"
 import * as CliError from "./CliError.js"
 import * as cache from "./commands/cache.js"
 import * as check from "./commands/check.js"
@@ -48,6 +49,21 @@ export const command = Command.make("prompto").pipe(
 
 const cli = Command.run(command, { name: "prompto", version })
 
+/** Each subcommand's flags, for the suggestion after an unknown flag. */
+const subcommands: ReadonlyArray<Command.Command<any, any, any, any>> = [
+  run.command,
+  check.command,
+  estimate.command,
+  expand.command,
+  judge.command,
+  pipeline.command,
+  missing.command,
+  cache.command
+]
+const subcommandFlags: ReadonlyMap<string, ReadonlyArray<string>> = new Map(
+  subcommands.map((subcommand) => [[...Command.getNames(subcommand)][0]!, CliConsole.flagsOf(subcommand)] as const)
+)
+
 /**
  * Runs the CLI on `argv` (as `process.argv`: node and script first). Prints one clear line for
  * any error and fails with `CommandFailed` carrying the exit code.
@@ -57,6 +73,7 @@ const cli = Command.run(command, { name: "prompto", version })
  */
 export const main = (argv: ReadonlyArray<string>): Effect.Effect<void, CliError.CommandFailed> =>
   cli([...argv.slice(0, 2), ...PromptoFlags.normalize(argv.slice(2))]).pipe(
+    CliConsole.withCliConsole(subcommandFlags, argv.slice(2)),
     Effect.catchAll((error) =>
       error instanceof CliError.CommandFailed
         ? Effect.fail(error)

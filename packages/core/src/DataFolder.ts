@@ -81,11 +81,16 @@ export const placeInput = (
       return { path: target, placed: false }
     }
     const source = path.resolve(file)
-    if (!(yield* fs.exists(source).pipe(Effect.orElseSucceed(() => false)))) {
+    const info = yield* fs.stat(source).pipe(Effect.option)
+    if (info._tag === "None") {
       return yield* new DataFolderError({ path: file, message: "the experiment file does not exist" })
     }
+    // named as the user gave it: the copy's destination means nothing to them
+    if (info.value.type === "Directory") {
+      return yield* new DataFolderError({ path: file, message: "is a folder: give an experiment file (.jsonl or .csv)" })
+    }
     yield* (options.move ? fs.rename(source, target) : fs.copyFile(source, target)).pipe(
-      Effect.mapError(failWith(target, `cannot ${options.move ? "move" : "copy"} the file into ${folder.input}`))
+      Effect.mapError(failWith(file, `cannot ${options.move ? "move" : "copy"} it into ${folder.input}`))
     )
     return { path: target, placed: true }
   })

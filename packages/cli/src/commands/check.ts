@@ -39,7 +39,7 @@ export const command = Command.make("check", {
 }, (flags) =>
   Effect.gen(function*() {
     const env = yield* EnvFile.load(flags.envFile)
-    if (env.warning !== undefined) yield* Console.error(`warning: ${env.warning}`)
+    for (const warning of env.warnings) yield* Console.error(`warning: ${warning}`)
     const path = yield* Path.Path
     const strategies = yield* StrategySpec.load({ folder: Option.getOrUndefined(flags.strategyFolder) })
     const report = yield* ExperimentCheck.check(flags.file, { strategies }).pipe(

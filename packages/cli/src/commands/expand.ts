@@ -40,7 +40,7 @@ export const options = {
   ),
   idPrefix: Options.text("id-prefix").pipe(
     Options.withDefault(""),
-    Options.withDescription("Put in front of every generated id (t<template>-v<row>[-m<model>][-s<sample>]).")
+    Options.withDescription("Put in front of every generated id (t<template>-v<row>[-m<model>][-s<sample>]). Default: none.")
   ),
   allowUnused: Options.boolean("allow-unused").pipe(
     Options.withDescription("A variable used by no template is not an error (a missing one always is).")

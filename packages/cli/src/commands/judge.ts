@@ -27,7 +27,7 @@ export const options = {
   judgeTemplates: Options.text("judge-templates").pipe(
     Options.withAlias("jt"),
     Options.withDefault("template.txt"),
-    Options.withDescription("Template files in the judge folder (comma list).")
+    Options.withDescription("Template files in the judge folder (comma list). Default: template.txt.")
   ),
   judge: Options.text("judge").pipe(
     Options.withAlias("j"),
@@ -36,7 +36,7 @@ export const options = {
   outputFolder: Options.text("output-folder").pipe(
     Options.withAlias("o"),
     Options.withDefault("./"),
-    Options.withDescription("Where judge-<name>.jsonl is written.")
+    Options.withDescription("Where judge-<name>.jsonl is written. Default: ./.")
   )
 }
 

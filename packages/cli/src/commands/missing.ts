@@ -33,14 +33,13 @@ export const options = {
   ),
   id: Options.text("id").pipe(
     Options.withDefault("id"),
-    Options.withDescription("The key holding each record's id (ids compare by value and type: 1 and \"1\" differ).")
+    Options.withDescription("The key holding each record's id (ids compare by value and type: 1 and \"1\" differ). Default: id.")
   ),
   repeats: SharedOptions.number("repeats", { integer: true, atLeast: 1 }).pipe(
     Options.withDefault(1),
     Options.withDescription(
       "The run's --repeats: a repeated line's records are keyed (id, sample); a line with some samples missing is " +
-        "written once per missing sample."
-    )
+        "written once per missing sample. Default: 1.")
   )
 }
 

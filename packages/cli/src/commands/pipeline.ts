@@ -8,6 +8,7 @@ import { Command, Options } from "@effect/cli"
 import { Cost, Pipeline, StrategySpec } from "@prompto/core"
 import * as Providers from "@prompto/providers"
 import { Console, Effect, Option } from "effect"
+import * as CliError from "../CliError.js"
 import * as Progress from "../Progress.js"
 import * as SharedOptions from "../SharedOptions.js"
 import { loadSetup, options as runOptions, queueSettings } from "./run.js"
@@ -57,6 +58,7 @@ export const command = Command.make("pipeline", options, (flags) =>
       strategy: Option.getOrUndefined(flags.strategy)
     })
     const prices = Option.isSome(flags.prices) ? yield* Cost.loadPrices(flags.prices.value) : undefined
+    let failed = 0
     yield* Pipeline.run({
       ...queueSettings(flags, rates),
       strategies,
@@ -65,6 +67,7 @@ export const command = Command.make("pipeline", options, (flags) =>
       onEvent: (event) =>
         Effect.gen(function*() {
           if (event._tag === "Finished" || event._tag === "Failed") yield* stopProgress
+          if (event._tag === "Failed") failed++
           for (const line of Pipeline.format(event)) yield* Console.error(line)
           if (event._tag === "Started") progress = Progress.make({ interactive })
         }),
@@ -74,6 +77,11 @@ export const command = Command.make("pipeline", options, (flags) =>
       Effect.provide(Providers.layer),
       Effect.withConfigProvider(env.provider)
     )
+    // with --once the pipeline is a batch job: a script must learn that a file failed
+    if (failed > 0) {
+      yield* Console.error(`${failed} ${failed === 1 ? "file" : "files"} failed; see each one's log under output/`)
+      return yield* new CliError.CommandFailed({ exitCode: 1 })
+    }
   })).pipe(
     Command.withDescription(
       "Watch the data folder's input/ and run each experiment file put there (.jsonl or .csv), oldest first, " +

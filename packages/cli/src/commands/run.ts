@@ -18,19 +18,18 @@ import * as SharedOptions from "../SharedOptions.js"
 const maxQueries = SharedOptions.number("max-queries", { moreThan: 0 }).pipe(
   Options.withAlias("mq"),
   Options.withDefault(10),
-  Options.withDescription("Queries per minute of each queue (prompto's -mq).")
+  Options.withDescription("Queries per minute of each queue (prompto's -mq). Default: 10.")
 )
 const maxAttempts = SharedOptions.number("max-attempts", { integer: true, atLeast: 1 }).pipe(
   Options.withAlias("ma"),
   Options.withDefault(5),
-  Options.withDescription("Attempts per prompt in total, the first included (prompto's -ma).")
+  Options.withDescription("Attempts per prompt in total, the first included (prompto's -ma). Default: 5.")
 )
 const repeats = SharedOptions.number("repeats", { integer: true, atLeast: 1 }).pipe(
   Options.withDefault(1),
   Options.withDescription(
     "Send each line this many times (lines with their own \"repeats\" key keep it): each a record of its own with " +
-      "\"sample\" 0 to N-1 and the line's id."
-  )
+      "\"sample\" 0 to N-1 and the line's id. Default: 1.")
 )
 const parallel = Options.boolean("parallel").pipe(
   Options.withAlias("p"),
@@ -46,7 +45,7 @@ const outputAsCsv = Options.boolean("output-as-csv").pipe(
 )
 const timeout = SharedOptions.number("timeout", { moreThan: 0 }).pipe(
   Options.withDefault(300),
-  Options.withDescription("Seconds to wait for one response before it counts as a (retryable) timeout.")
+  Options.withDescription("Seconds to wait for one response before it counts as a (retryable) timeout. Default: 300.")
 )
 const skipInvalid = Options.boolean("skip-invalid").pipe(
   Options.withDescription("Run the valid lines and write invalid ones as error records (default: refuse to start).")
@@ -91,7 +90,7 @@ const resume = Options.text("resume").pipe(
 )
 const grace = SharedOptions.number("grace", { atLeast: 0 }).pipe(
   Options.withDefault(30),
-  Options.withDescription("Seconds requests in flight may still take after Ctrl-C (a second Ctrl-C stops at once).")
+  Options.withDescription("Seconds requests in flight may still take after Ctrl-C (a second Ctrl-C stops at once). Default: 30.")
 )
 const scorer = Options.text("scorer").pipe(
   Options.withAlias("s"),
@@ -109,7 +108,7 @@ const judgeFolder = Options.text("judge-folder").pipe(
 const judgeTemplates = Options.text("judge-templates").pipe(
   Options.withAlias("jt"),
   Options.withDefault("template.txt"),
-  Options.withDescription("Judge template files in the judge folder (comma list).")
+  Options.withDescription("Judge template files in the judge folder (comma list). Default: template.txt.")
 )
 const judge = Options.text("judge").pipe(
   Options.withAlias("j"),
@@ -129,7 +128,7 @@ const rephraseFolder = Options.text("rephrase-folder").pipe(
 const rephraseTemplates = Options.text("rephrase-templates").pipe(
   Options.withAlias("rt"),
   Options.withDefault("template.txt"),
-  Options.withDescription("The rephrase template file in the rephrase folder (one template per line).")
+  Options.withDescription("The rephrase template file in the rephrase folder (one template per line). Default: template.txt.")
 )
 const rephraseModel = Options.text("rephrase-model").pipe(
   Options.withAlias("r"),
@@ -268,7 +267,7 @@ export const loadSetup = (flags: {
 }) =>
   Effect.gen(function*() {
     const env = yield* EnvFile.load(flags.envFile)
-    if (env.warning !== undefined) yield* Console.error(`warning: ${env.warning}`)
+    for (const warning of env.warnings) yield* Console.error(`warning: ${warning}`)
     const rates = Option.isSome(flags.maxQueriesJson) ? yield* readMaxQueriesJson(flags.maxQueriesJson.value) : undefined
     if (rates !== undefined && !flags.parallel) {
       yield* Console.error("warning: --max-queries-json is ignored without --parallel (prompto's rule)")
