@@ -95,7 +95,7 @@ describe.concurrent("long runs from the CLI", () => {
     expect(new Set(ids).size).toBe(n)
   }, testTimeoutMs)
 
-  it("a second Ctrl-C stops at once, without waiting for the grace period; the file stays whole", async ({ expect }) => {
+  it("a second Ctrl-C stops at once, without waiting for the grace period, and still prints the summary and the resume command; the file stays whole", async ({ expect }) => {
     const dir = tempDir()
     const n = 60
     // slow answers, so requests are still in flight when the signals come
@@ -116,7 +116,13 @@ describe.concurrent("long runs from the CLI", () => {
     expect(stopped.status).toBe(130)
     expect(Date.now() - started).toBeLessThan(30_000)
     expect(stopped.stderr).toMatch(/Stopping: no more prompts are sent/)
+    expect(stopped.stderr).toMatch(/Stopping now: requests in flight are abandoned/)
+    expect(stopped.stdout).toMatch(/^Stopped long/m)
+    expect(stopped.stdout).toMatch(/^\d+ prompts not done\. Resume with:/m)
+    expect(stopped.stdout).toMatch(/prompto run --resume \S+ -d data -mq 600 --grace 60/)
     const output = path.join(dir, "data", "output", "long")
+    const [log] = runFilesOf(output, "log", "long")
+    expect(fs.readFileSync(path.join(output, log!), "utf8")).toMatch(/Stopped with \d+ prompts not done/)
     const [file] = runFilesOf(output, "completed", "long")
     const text = fs.readFileSync(path.join(output, file!), "utf8")
     expect(text === "" || text.endsWith("\n")).toBe(true)

@@ -149,6 +149,11 @@ export interface RunOptions<E = never, R = never> {
   /** How long requests in flight may take after a stop (default 30 seconds). */
   readonly grace?: Duration.DurationInput | undefined
   /**
+   * Completes when the grace period must end at once (the CLI's second Ctrl-C): requests in
+   * flight are abandoned, and the run finishes as after the grace period (summary, log, result).
+   */
+  readonly stopNow?: Effect.Effect<void> | undefined
+  /**
    * Strategies: a folder's named strategies and templates, and the default strategy of lines
    * that name none (see `StrategySpec.load`). Default: the built-ins, and `basic`.
    */
@@ -615,6 +620,7 @@ const openStop = (options: RunOptions<any, any>, log: Output.RunLog) => {
   const grace = Duration.decode(options.grace ?? Duration.seconds(30))
   return GracefulStop.make({
     signal: options.stop,
+    now: options.stopNow,
     requestable: options.maxCost !== undefined,
     onMessage: (message) => Effect.ignore(log.write(message)),
     grace,

@@ -49,6 +49,8 @@ export const make = (options: {
   readonly signal?: Effect.Effect<void> | undefined
   readonly grace?: Duration.DurationInput | undefined
   readonly onStop?: Effect.Effect<void> | undefined
+  /** Completes when the grace period must end at once (a second Ctrl-C). */
+  readonly now?: Effect.Effect<void> | undefined
   /** The stop may also be asked for with `request` (without it, `request` has no effect on the streams). */
   readonly requestable?: boolean | undefined
   /** Writes the message given to `request` (a log line). */
@@ -83,7 +85,10 @@ export const make = (options: {
       withGrace: (effect, onGraceOver) =>
         never ? effect : Effect.raceFirst(
           effect,
-          Deferred.await(requested).pipe(Effect.zipRight(Effect.sleep(grace)), Effect.zipRight(onGraceOver))
+          Deferred.await(requested).pipe(
+            Effect.zipRight(options.now === undefined ? Effect.sleep(grace) : Effect.race(Effect.sleep(grace), options.now)),
+            Effect.zipRight(onGraceOver)
+          )
         )
     }
   })

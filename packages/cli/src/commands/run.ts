@@ -424,12 +424,13 @@ export const command = Command.make("run", options, (flags) =>
         folder: Option.getOrUndefined(flags.strategyFolder),
         strategy: Option.getOrUndefined(flags.strategy)
       })
-      const stop = yield* Signals.gracefulStop
+      const signals = yield* Signals.stopSignals
       const priceTable = Option.isSome(flags.prices) ? yield* Cost.loadPrices(flags.prices.value) : undefined
       const common = {
         ...queueSettings(flags, rates),
         grace: Duration.seconds(flags.grace),
-        stop,
+        stop: signals.stop,
+        stopNow: signals.stopNow,
         skipInvalid: flags.skipInvalid,
         outputAsCsv: flags.outputAsCsv,
         flattenChoices: flags.flattenChoices,
