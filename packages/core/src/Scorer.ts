@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Cause, Effect, Schema, Stream } from "effect"
+import * as nodeFs from "node:fs"
 import { resolve as resolvePath } from "node:path"
 import { pathToFileURL } from "node:url"
 import * as Metrics from "./Metrics.js"
@@ -212,6 +213,86 @@ export const jsonValid: Scorer = make("json_valid", (record) => {
   }
 })
 
+type Validate = ((data: unknown) => boolean) & { errors?: ReadonlyArray<{ readonly instancePath: string; readonly message?: string }> | null }
+
+/** ajv, loaded on first use (only runs with this scorer pay for it), and each schema compiled once. */
+let ajv: Promise<{ readonly compile: (schema: object) => Validate }> | undefined
+const compiled = new Map<string, Validate>()
+
+const validatorOf = (schema: object): Effect.Effect<Validate, Error> =>
+  Effect.gen(function*() {
+    const key = JSON.stringify(schema)
+    const known = compiled.get(key)
+    if (known !== undefined) return known
+    ajv ??= import("ajv").then(({ default: Ajv }) => new Ajv.default({ allErrors: true, strict: false }))
+    const instance = yield* Effect.promise(() => ajv!)
+    const validate = yield* Effect.try({
+      try: () => instance.compile(schema),
+      catch: (error) => new Error(`the JSON schema is not valid: ${(error as Error).message}`)
+    })
+    // a run's schemas are few; a bound keeps a file with a schema per line from growing the map
+    if (compiled.size < 1_000) compiled.set(key, validate)
+    return validate
+  })
+
+/**
+ * The JSON schema a record's response must follow: its `json_schema` key, else the schema of an
+ * OpenAI `response_format` (`{"type": "json_schema", "json_schema": {"schema": ...}}`), else a
+ * Gemini `response_schema` in its parameters; `undefined` when it names none.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const schemaOf = (record: CompletedRecord): object | undefined => {
+  const isObject = (value: unknown): value is Record<string, unknown> =>
+    typeof value === "object" && value !== null && !Array.isArray(value)
+  const own = (record as Record<string, unknown>).json_schema
+  if (isObject(own)) return own
+  const parameters: Record<string, unknown> = record.parameters ?? {}
+  const format = parameters.response_format
+  if (isObject(format) && isObject(format.json_schema) && isObject(format.json_schema.schema)) return format.json_schema.schema
+  const config = isObject(parameters.generation_config) ? parameters.generation_config : parameters
+  const gemini = config.response_schema ?? config.responseSchema
+  return isObject(gemini) ? gemini : undefined
+}
+
+/**
+ * A scorer that is true when `response` (a strategy's `answer` when there is one) parses as JSON
+ * and validates against a JSON schema (with `ajv`): the given one, or the record's own (see
+ * `schemaOf`). A response that is not JSON, or does not follow the schema, scores false; a
+ * record with no schema scores `null`, with the reason in `scorer_errors`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const jsonSchemaWith = (schema?: object | undefined, name: string = "json_schema"): Scorer<Error> =>
+  make(name, (record) =>
+    Effect.gen(function*() {
+      const wanted = schema ?? schemaOf(record)
+      if (wanted === undefined) {
+        return yield* Effect.fail(
+          new Error(`no JSON schema for record ${JSON.stringify(record.id)}: give "json_schema" in the line, or -s json_schema=FILE`)
+        )
+      }
+      const validate = yield* validatorOf(wanted)
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(responseText(record).trim())
+      } catch {
+        return false
+      }
+      return validate(parsed)
+    }))
+
+/**
+ * The response validates against the record's JSON schema (`json_schema` in the line, or the
+ * schema of its structured-output parameters); `-s json_schema=FILE` gives one schema for all.
+ *
+ * @since 0.1.0
+ * @category built-ins
+ */
+export const jsonSchema: Scorer<Error> = jsonSchemaWith()
+
 const numberPattern = /(?:(?<!\d)-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<!\d)-)?\.\d+/g
 
 /**
@@ -269,9 +350,9 @@ export const numericMatch: Scorer = numericMatchWithin(1e-9, "numeric_match")
  * @since 0.1.0
  * @category built-ins
  */
-export const builtIns: ReadonlyMap<string, Scorer> = new Map(
-  [match, includes, matchIgnoreCase, includesIgnoreCase, matchNormalized, includesNormalized, regex, jsonValid, numericMatch]
-    .map((scorer) => [scorer.name, scorer] as const)
+export const builtIns: ReadonlyMap<string, Scorer<unknown>> = new Map(
+  [match, includes, matchIgnoreCase, includesIgnoreCase, matchNormalized, includesNormalized, regex, jsonValid, jsonSchema, numericMatch]
+    .map((scorer) => [scorer.name, scorer as Scorer<unknown>] as const)
 )
 
 // -----------------------------------------------------------------------------
@@ -433,8 +514,19 @@ const fromModule = (
     )
   })
 
+/** `-s json_schema=FILE`: one schema (a JSON file) for every record. */
+const schemaFile = (file: string, cwd: string): Effect.Effect<Scorer<unknown>, ScorerNotFound> =>
+  Effect.try({
+    try: () => {
+      const schema: unknown = JSON.parse(nodeFs.readFileSync(resolvePath(cwd, file), "utf8"))
+      if (typeof schema !== "object" || schema === null || Array.isArray(schema)) throw new Error("not a JSON object")
+      return jsonSchemaWith(schema) as Scorer<unknown>
+    },
+    catch: (error) => notFound(`json_schema=${file}`, `json_schema=${file}: cannot read the schema: ${(error as Error).message}`)
+  })
+
 /**
- * Scorers from names: a built-in name, or `path/to/module.ts:exportName` loaded relative to
+ * Scorers from names: a built-in name, `json_schema=FILE`, or `path/to/module.ts:exportName` loaded relative to
  * `cwd`. Names are trimmed and de-duplicated in order; two scorers with the same name are an
  * error, since each writes its score under its name.
  *
@@ -454,6 +546,8 @@ export const resolve = (
       const builtIn = builtIns.get(name)
       const scorer = builtIn !== undefined
         ? builtIn
+        : name.startsWith("json_schema=")
+        ? yield* schemaFile(name.slice("json_schema=".length), cwd)
         : name.includes(":") || moduleExtension.test(name)
         ? yield* fromModule(name, cwd, options?.load ?? nativeImport)
         : yield* notFound(name, `unknown scorer "${name}". Built-in scorers: ${[...builtIns.keys()].join(", ")}. ${customHelp}`)

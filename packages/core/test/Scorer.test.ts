@@ -104,9 +104,36 @@ describe("Scorer built-ins", () => {
       "includes_normalized",
       "regex",
       "json_valid",
+      "json_schema",
       "numeric_match"
     ])
   })
+
+  it.effect("json_schema validates the response with ajv against the line's schema, a structured-output schema, or a file's", () =>
+    Effect.gen(function*() {
+      const person = { type: "object", properties: { name: { type: "string" }, age: { type: "integer", minimum: 0 } }, required: ["name"] }
+      const score = (record: CompletedRecord, scorer = Scorer.jsonSchema) => Scorer.run(scorer, record)
+      expect(yield* score(completed({ response: "{\"name\": \"Ada\", \"age\": 36}", json_schema: person }))).toEqual({ score: true })
+      expect(yield* score(completed({ response: "{\"age\": -1}", json_schema: person }))).toEqual({ score: false })
+      expect(yield* score(completed({ response: "not json", json_schema: person }))).toEqual({ score: false })
+      // OpenAI's response_format and Gemini's response_schema name the schema too
+      const openAi = { response_format: { type: "json_schema", json_schema: { name: "p", schema: person } } }
+      expect(yield* score(completed({ response: "{\"name\": \"Ada\"}", parameters: openAi }))).toEqual({ score: true })
+      expect(yield* score(completed({ response: "{\"name\": 3}", parameters: { generation_config: { response_schema: person } } })))
+        .toEqual({ score: false })
+      const missing = yield* score(completed({ id: "q9", response: "{}" }))
+      expect(missing.score).toBeNull()
+      expect(missing.error).toContain("no JSON schema for record \"q9\"")
+      // -s json_schema=FILE: one schema for every record
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prompto-schema-"))
+      fs.writeFileSync(path.join(dir, "person.json"), JSON.stringify(person))
+      const [fromFile] = yield* Scorer.resolve(["json_schema=person.json"], { cwd: dir })
+      expect(fromFile!.name).toBe("json_schema")
+      expect(yield* score(completed({ response: "{\"name\": \"Ada\"}" }), fromFile as never)).toEqual({ score: true })
+      const bad = yield* Effect.either(Scorer.resolve(["json_schema=nope.json"], { cwd: dir }))
+      expect(Either.isLeft(bad) && bad.left.message).toContain("json_schema=nope.json: cannot read the schema")
+      fs.rmSync(dir, { recursive: true, force: true })
+    }))
 
   it("fail with a message naming the missing key and the record", () => {
     const result = Effect.runSync(Scorer.run(Scorer.match, completed({ id: "q7", response: "x" })))

@@ -97,7 +97,7 @@ const scorer = Options.text("scorer").pipe(
   Options.optional,
   Options.withDescription(
     "Scorers applied as responses arrive (comma list): match, includes, match_ignore_case, includes_ignore_case, " +
-      "match_normalized, includes_normalized, regex, json_valid, numeric_match, or path/to/module.ts:exportName."
+      "match_normalized, includes_normalized, regex, json_valid, json_schema (the line's json_schema, or json_schema=FILE), numeric_match, or path/to/module.ts:exportName."
   )
 )
 const judgeFolder = Options.text("judge-folder").pipe(
