@@ -15,6 +15,7 @@ import type { FileSystem } from "@effect/platform"
 import { Chunk, Effect, Option, Queue, type Scope, Stream } from "effect"
 import * as ExperimentCheck from "./ExperimentCheck.js"
 import * as ExperimentFile from "./ExperimentFile.js"
+import * as ModelGrouping from "./internal/modelGrouping.js"
 import type { IdentifiedRecord } from "./PromptRecord.js"
 import type { ProviderRegistry } from "./Provider.js"
 import * as QueuePlan from "./QueuePlan.js"
@@ -199,7 +200,8 @@ export interface PlannedLines {
 }
 
 /**
- * The lines of every queue, in file order, from the plan's input file (the JSONL the check
+ * The lines of every queue, in file order (Ollama lines grouped by model within windows of 1,000
+ * lines, as prompto sorts them), from the plan's input file (the JSONL the check
  * read, or its JSONL copy for a CSV file). `decode` turns a checked entry into its record.
  *
  * @since 0.1.0
@@ -212,6 +214,10 @@ export const lines = (
 ): Effect.Effect<PlannedLines, never, Scope.Scope | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const count = plan.queues.length
+    // a local Ollama server swaps models between requests for different ones: its lines go
+    // grouped by model, as prompto sorts them (within a window: see modelGrouping)
+    const grouping = <E, R>(stream: Stream.Stream<IdentifiedRecord, E, R>) =>
+      (plan.report.apis.get("ollama") ?? 0) > 0 ? ModelGrouping.groupByModel()(stream) : stream
     const invalid = yield* Queue.unbounded<InvalidLine | End>()
     const invalidLine = (entry: ExperimentFile.RawEntry): InvalidLine => ({
       entry,
@@ -262,7 +268,7 @@ export const lines = (
         }),
         Stream.ensuring(Queue.offer(invalid, new End(undefined)))
       )
-      return { queues: [only], invalid: drain<InvalidLine>(invalid, () => {}) }
+      return { queues: [grouping(only)], invalid: drain<InvalidLine>(invalid, () => {}) }
     }
     const buffers = yield* Effect.forEach(plan.queues, () => Queue.unbounded<IdentifiedRecord | End>())
     // a queue that fell `bufferSize` lines behind reads its own lines after this ordinal
@@ -311,7 +317,7 @@ export const lines = (
       }))
     return {
       queues: buffers.map((buffer, index) =>
-        Stream.concat(drain<IdentifiedRecord>(buffer, (n) => (sizes[index]! -= n)), then(index))
+        grouping(Stream.concat(drain<IdentifiedRecord>(buffer, (n) => (sizes[index]! -= n)), then(index)))
       ),
       invalid: Stream.concat(
         drain<InvalidLine>(invalid, () => {}),
