@@ -10,6 +10,28 @@ import type { IdentifiedRecord, PromptRecord, Usage } from "./PromptRecord.js"
 import type { ProviderError } from "./ProviderError.js"
 
 /**
+ * What the API said about its rate limits with an answer (headers), normalized. Each count is
+ * present only when the API sent it; waits are milliseconds from when the answer arrived.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimitInfo {
+  /** Requests allowed per window. */
+  readonly limitRequests?: number
+  /** Requests left in the current window. */
+  readonly remainingRequests?: number
+  /** Milliseconds until the request window resets (from now). */
+  readonly resetRequestsMs?: number
+  /** Tokens allowed per window. */
+  readonly limitTokens?: number
+  /** Tokens left in the current window. */
+  readonly remainingTokens?: number
+  /** Milliseconds until the token window resets (from now). */
+  readonly resetTokensMs?: number
+}
+
+/**
  * What an API answered.
  *
  * @since 0.1.0
@@ -22,6 +44,11 @@ export interface ProviderResponse {
   readonly usage?: Usage
   /** Further keys written into the completed record (e.g. `model`, `finish_reason`). */
   readonly fields?: Readonly<Record<string, unknown>>
+  /**
+   * The API's rate-limit headers on the answer (the last one for multi-turn prompts), so a
+   * queue can slow down before it is refused. Not written into the completed record.
+   */
+  readonly rateLimit?: RateLimitInfo
 }
 
 /**

@@ -4,17 +4,30 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import type { RateLimitInfo } from "./Provider.js"
+
+/** `Provider.RateLimitInfo` as a schema; exact optionals, so its type is that interface. */
+const rateLimitInfo: Schema.Schema<RateLimitInfo> = Schema.Struct({
+  limitRequests: Schema.optionalWith(Schema.Number, { exact: true }),
+  remainingRequests: Schema.optionalWith(Schema.Number, { exact: true }),
+  resetRequestsMs: Schema.optionalWith(Schema.Number, { exact: true }),
+  limitTokens: Schema.optionalWith(Schema.Number, { exact: true }),
+  remainingTokens: Schema.optionalWith(Schema.Number, { exact: true }),
+  resetTokensMs: Schema.optionalWith(Schema.Number, { exact: true })
+})
 
 /**
  * The API said "slow down" (HTTP 429, Anthropic 529 overloaded). Retryable; carries the
- * server's `retry-after` when it sent one.
+ * server's `retry-after` when it sent one, and its rate-limit headers (`rateLimit`) when it
+ * sent any.
  *
  * @since 0.1.0
  * @category errors
  */
 export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLimitError", {
   message: Schema.String,
-  retryAfterMs: Schema.optional(Schema.Number)
+  retryAfterMs: Schema.optional(Schema.Number),
+  rateLimit: Schema.optional(rateLimitInfo)
 }) {
   /** @since 0.1.0 */
   readonly retryable = true

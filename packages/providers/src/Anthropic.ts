@@ -22,7 +22,9 @@
  * `parameters` are passed to the API as given; as in prompto, `max_tokens` must be among them.
  * The text of the answer is the concatenation of its text blocks. `usage.prompt_tokens` counts
  * every input token billed: `input_tokens` plus the cache reads and writes, which are also
- * recorded as `cached_tokens` and `cache_write_tokens` when reported.
+ * recorded as `cached_tokens` and `cache_write_tokens` when reported. The answer's
+ * `anthropic-ratelimit-*` headers come back as the response's `rateLimit` (a 429's as the
+ * `RateLimitError`'s), for pacing; they are not written into the record.
  *
  * @since 0.1.0
  */
@@ -34,6 +36,7 @@ import { Effect, Layer, Option, Redacted } from "effect"
 import * as Media from "./Media.js"
 import * as ModelConfig from "./ModelConfig.js"
 import * as ProviderFailure from "./ProviderFailure.js"
+import * as RateLimitHeaders from "./internal/rateLimitHeaders.js"
 import * as UndiciFetch from "./internal/undiciFetch.js"
 import * as Usage from "./internal/usage.js"
 
@@ -322,11 +325,13 @@ interface Answer {
   readonly stopReason: string | null
   readonly model: string | undefined
   readonly usage: Usage.Usage | undefined
+  /** What the response's `anthropic-ratelimit-*` headers said. */
+  readonly rateLimit: Provider.RateLimitInfo | undefined
 }
 
 const malformed = (what: string) => new ProviderError.TransientError({ message: `${api}: malformed response: ${what}` })
 
-const readAnswer = (body: unknown): Effect.Effect<Answer, ProviderError.TransientError> => {
+const readAnswer = (body: unknown, headers: Headers): Effect.Effect<Answer, ProviderError.TransientError> => {
   if (!isObject(body)) return Effect.fail(malformed(`expected a message object, got ${typeof body}`))
   if (!Array.isArray(body.content)) return Effect.fail(malformed("no \"content\" list"))
   const text = body.content
@@ -337,7 +342,8 @@ const readAnswer = (body: unknown): Effect.Effect<Answer, ProviderError.Transien
     text,
     stopReason: typeof body.stop_reason === "string" ? body.stop_reason : null,
     model: typeof body.model === "string" ? body.model : undefined,
-    usage: isObject(body.usage) ? readUsage(body.usage) : undefined
+    usage: isObject(body.usage) ? readUsage(body.usage) : undefined,
+    rateLimit: RateLimitHeaders.parse(headers, Date.now())
   })
 }
 
@@ -360,7 +366,9 @@ const toResponse = (answers: ReadonlyArray<Answer>, multiTurn: boolean): Provide
     fields: {
       finish_reason: multiTurn ? answers.map((answer) => answer.stopReason) : last?.stopReason ?? null,
       ...(last?.model === undefined ? {} : { model: last.model })
-    }
+    },
+    // the latest word on the limits: earlier turns' headers are out of date
+    ...(last?.rateLimit === undefined ? {} : { rateLimit: last.rateLimit })
   }
 }
 
@@ -446,6 +454,7 @@ export const make = (): Provider.Provider => {
         const sdk = yield* loadSdk
         const client = yield* clientOf(record.model_name)
         const parameters = record.parameters ?? {}
+        // `withResponse()` hands over the `Response` the SDK reads anyway, for its rate-limit headers
         const send = (messages: ReadonlyArray<{ readonly role: string; readonly content: unknown }>, system?: unknown) =>
           Effect.tryPromise({
             try: (signal) =>
@@ -457,9 +466,9 @@ export const make = (): Provider.Provider => {
                   ...(system === undefined ? {} : { system })
                 } as MessageCreateParamsNonStreaming,
                 { signal }
-              ),
+              ).withResponse(),
             catch: (error) => failure(sdk, error)
-          }).pipe(Effect.flatMap(readAnswer))
+          }).pipe(Effect.flatMap(({ data, response }) => readAnswer(data, response.headers)))
 
         switch (plan._tag) {
           case "Single":

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { ProviderError } from "@prompto/core"
+import * as RateLimitHeaders from "./internal/rateLimitHeaders.js"
 
 /**
  * Response headers as SDKs expose them: a `Headers` object or a plain record.
@@ -44,7 +45,9 @@ export const retryAfterMs = (headers: HeadersLike | undefined, now: number = Dat
 }
 
 /**
- * The typed error for an HTTP status and the provider's message.
+ * The typed error for an HTTP status and the provider's message. A rate limit carries the
+ * server's `retry-after` and its rate-limit headers (`RateLimitError.rateLimit`); `now` (epoch
+ * ms) turns the dates among them into waits.
  *
  * @since 0.1.0
  * @category constructors
@@ -52,11 +55,17 @@ export const retryAfterMs = (headers: HeadersLike | undefined, now: number = Dat
 export const fromStatus = (
   status: number,
   message: string,
-  headers?: HeadersLike | undefined
+  headers?: HeadersLike | undefined,
+  now: number = Date.now()
 ): ProviderError.ProviderError => {
   if (status === 429 || status === 529) {
-    const wait = retryAfterMs(headers)
-    return new ProviderError.RateLimitError(wait === undefined ? { message } : { message, retryAfterMs: wait })
+    const wait = retryAfterMs(headers, now)
+    const rateLimit = RateLimitHeaders.parse(headers, now)
+    return new ProviderError.RateLimitError({
+      message,
+      ...(wait === undefined ? {} : { retryAfterMs: wait }),
+      ...(rateLimit === undefined ? {} : { rateLimit })
+    })
   }
   if (status === 408 || status === 409 || status >= 500) return new ProviderError.TransientError({ message, status })
   const reason = status === 401 || status === 403 ? "auth" : status === 404 ? "not_found" : "bad_request"

@@ -193,6 +193,41 @@ describe("Anthropic", () => {
           ])
         })))
 
+    it.scopedLive("reports the answer's anthropic-ratelimit-* headers as rateLimit, resets as waits from now", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const before = Date.now()
+          server.enqueue({ _tag: "Message", headers: AnthropicServer.rateLimitHeaders(before, { resetInMs: 40_000 }) })
+          const response = yield* provider.query(record("hi"))
+          const after = Date.now()
+          const { resetRequestsMs, resetTokensMs, ...counts } = response.rateLimit ?? {}
+          // the combined tokens window (input here: 39,000 of 40,000 left) wins over its parts
+          expect(counts).toEqual({ limitRequests: 50, remainingRequests: 49, limitTokens: 40_000, remainingTokens: 39_000 })
+          // the reset is sent to the second: up to a second sooner, less the time the call took
+          for (const reset of [resetRequestsMs, resetTokensMs]) {
+            expect(reset).toBeGreaterThan(40_000 - 1_000 - (after - before))
+            expect(reset).toBeLessThanOrEqual(40_000)
+          }
+          // an answer without such headers has none
+          expect("rateLimit" in (yield* provider.query(record("hi")))).toBe(false)
+        })))
+
+    it.scopedLive("without the combined tokens window, the stricter of the input and output windows; a multi-turn chat reports the last answer's", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const now = Date.now()
+          server.enqueue(
+            { _tag: "Message", headers: AnthropicServer.rateLimitHeaders(now, { remainingRequests: 10 }) },
+            {
+              _tag: "Message",
+              headers: AnthropicServer.rateLimitHeaders(now, { remainingRequests: 9, remainingOutputTokens: 400, tokens: false })
+            }
+          )
+          const response = yield* provider.query(record(["first", "second"]))
+          // output: 400 of 8,000 left is stricter than input: 39,000 of 40,000
+          expect(response.rateLimit).toMatchObject({ remainingRequests: 9, limitTokens: 8_000, remainingTokens: 400 })
+        })))
+
     it.scopedLive("pulls a leading system message out into the top-level `system` argument", () =>
       withServer((server, provider) =>
         Effect.gen(function*() {
@@ -326,6 +361,33 @@ describe("Anthropic", () => {
           expect(error).toMatchObject({ retryAfterMs: 7000, retryable: true })
           expect(error.message).toContain("per-minute rate limit")
           expect(server.requests).toHaveLength(1)
+        })))
+
+    it.scopedLive("429 with anthropic-ratelimit-* headers is a rate limit carrying them", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const before = Date.now()
+          server.enqueue({
+            _tag: "Error",
+            status: 429,
+            type: "rate_limit_error",
+            message: "Number of request tokens has exceeded your per-minute rate limit",
+            headers: {
+              "retry-after": "12",
+              ...AnthropicServer.rateLimitHeaders(before, { remainingRequests: 0, remainingInputTokens: 0, resetInMs: 12_000 })
+            }
+          })
+          const error = yield* failure(provider.query(record("hi")))
+          const after = Date.now()
+          expect(error).toBeInstanceOf(ProviderError.RateLimitError)
+          if (error._tag !== "RateLimitError") return
+          expect(error.retryAfterMs).toBe(12_000)
+          expect(error.rateLimit).toMatchObject({ limitRequests: 50, remainingRequests: 0, limitTokens: 40_000, remainingTokens: 0 })
+          // the reset is sent to the second: up to a second sooner, less the time the call took
+          for (const reset of [error.rateLimit?.resetRequestsMs, error.rateLimit?.resetTokensMs]) {
+            expect(reset).toBeGreaterThan(12_000 - 1_000 - (after - before))
+            expect(reset).toBeLessThanOrEqual(12_000)
+          }
         })))
 
     it.scopedLive("529 overloaded is a rate limit", () =>

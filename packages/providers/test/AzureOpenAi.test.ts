@@ -82,6 +82,20 @@ describe("AzureOpenAi", () => {
         })
       }).pipe(Effect.scoped))
 
+    it.live("reports the x-ratelimit-* headers Azure sends (often the remaining counts alone) as rateLimit", () =>
+      Effect.gen(function*() {
+        const server = yield* azure()
+        const provider = yield* AzureOpenAi.make
+        server.enqueue(OpenAiServer.replies.answerWithHeaders({
+          "x-ratelimit-remaining-requests": "119",
+          "x-ratelimit-remaining-tokens": "119980",
+          "x-ms-region": "East US"
+        }))
+        const response = yield* provider.query(record("hi")).pipe(env(server))
+        expect(response.rateLimit).toEqual({ remainingRequests: 119, remainingTokens: 119_980 })
+        expect(response.fields).toEqual({ finish_reason: "stop", model: "gpt-4" })
+      }).pipe(Effect.scoped))
+
     it.live("per-model key, endpoint and API version; a trailing slash on the endpoint is fine", () =>
       Effect.gen(function*() {
         const main = yield* azure()
@@ -162,7 +176,22 @@ describe("AzureOpenAi", () => {
         const error = yield* Effect.flip(provider.query(record("hi")).pipe(env(server)))
         expect(error).toBeInstanceOf(ProviderError.RateLimitError)
         expect(error).toMatchObject({ retryAfterMs: 1500 })
+        expect("rateLimit" in error).toBe(false)
         expect(server.requests).toHaveLength(1)
+      }).pipe(Effect.scoped))
+
+    it.live("429 with x-ratelimit-* headers is a RateLimitError carrying them", () =>
+      Effect.gen(function*() {
+        const server = yield* azure()
+        server.enqueue(OpenAiServer.replies.status(
+          429,
+          { error: { code: "429", message: "Requests to the ChatCompletions_Create Operation have exceeded the rate limit." } },
+          { "retry-after": "2", "x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "5000" }
+        ))
+        const provider = yield* AzureOpenAi.make
+        const error = yield* Effect.flip(provider.query(record("hi")).pipe(env(server)))
+        expect(error).toBeInstanceOf(ProviderError.RateLimitError)
+        expect(error).toMatchObject({ retryAfterMs: 2000, rateLimit: { remainingRequests: 0, remainingTokens: 5_000 } })
       }).pipe(Effect.scoped))
   })
 

@@ -159,6 +159,34 @@ describe("OpenAi", () => {
         })
       }).pipe(Effect.scoped))
 
+    it.live("reports the answer's x-ratelimit-* headers as rateLimit; a multi-turn chat the last answer's", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        const provider = yield* OpenAi.make
+        server.enqueue(OpenAiServer.replies.answerWithHeaders(OpenAiServer.rateLimitHeaders({ resetTokens: "6m0s" })))
+        const response = yield* provider.query(record("hi")).pipe(env(server))
+        expect(response.rateLimit).toEqual({
+          limitRequests: 500,
+          remainingRequests: 499,
+          resetRequestsMs: 120,
+          limitTokens: 30_000,
+          remainingTokens: 29_980,
+          resetTokensMs: 360_000
+        })
+        server.enqueue(
+          OpenAiServer.replies.answerWithHeaders(OpenAiServer.rateLimitHeaders({ remainingRequests: "9" })),
+          OpenAiServer.replies.answerWithHeaders(OpenAiServer.rateLimitHeaders({ remainingRequests: "8", resetRequests: "1h2m3.5s" }))
+        )
+        const turns = yield* provider.query(record(["first", "second"])).pipe(env(server))
+        expect(turns.rateLimit).toMatchObject({ remainingRequests: 8, resetRequestsMs: 3_723_500 })
+        // the legacy completions endpoint reports them too; an answer without them has none
+        server.enqueue(OpenAiServer.replies.answerWithHeaders({ "x-ratelimit-remaining-tokens": "77" }))
+        const completion = yield* provider.query(record("hi", { mode: "completion" })).pipe(env(server))
+        expect(completion.rateLimit).toEqual({ remainingTokens: 77 })
+        const plain = yield* provider.query(record("hi")).pipe(env(server))
+        expect("rateLimit" in plain).toBe(false)
+      }).pipe(Effect.scoped))
+
     it.live.skipIf(!examplesPresent)("a history is sent as given; local images arrive base64, URLs pass through, detail is kept", () =>
       Effect.gen(function*() {
         const server = yield* OpenAiServer.make()
@@ -239,6 +267,29 @@ describe("OpenAi", () => {
         expect(error).toMatchObject({ retryAfterMs: 7000, retryable: true })
         expect(error.message).toContain("Rate limit reached for gpt-4o")
         expect(server.requests).toHaveLength(1) // no SDK retry
+      }).pipe(Effect.scoped))
+
+    it.live("429 with x-ratelimit-* headers is a RateLimitError carrying them", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        server.enqueue(OpenAiServer.replies.rateLimited(
+          "1",
+          OpenAiServer.rateLimitHeaders({ remainingRequests: "0", resetRequests: "20s", remainingTokens: "0", resetTokens: "1m30s" })
+        ))
+        const provider = yield* OpenAi.make
+        const error = yield* failure(provider.query(record("hi")).pipe(env(server)))
+        expect(error).toBeInstanceOf(ProviderError.RateLimitError)
+        expect(error).toMatchObject({
+          retryAfterMs: 1000,
+          rateLimit: {
+            limitRequests: 500,
+            remainingRequests: 0,
+            resetRequestsMs: 20_000,
+            limitTokens: 30_000,
+            remainingTokens: 0,
+            resetTokensMs: 90_000
+          }
+        })
       }).pipe(Effect.scoped))
 
     it.live("500 is a TransientError with the status, not retried by the SDK", () =>

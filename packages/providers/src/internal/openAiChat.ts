@@ -1,8 +1,8 @@
 /**
  * What the OpenAI family (`openai`, `azure-openai`, `huggingface-tgi`) shares over the `openai`
  * SDK: prompt shape checks with prompto's meaning, message building (images from the media
- * folder as base64 `data:` URLs), the chat and completion calls, response parsing and one
- * cached SDK client per (api, key, endpoint).
+ * folder as base64 `data:` URLs), the chat and completion calls, response parsing (with the
+ * `x-ratelimit-*` headers as `rateLimit`) and one cached SDK client per (api, key, endpoint).
  *
  * @since 0.1.0
  */
@@ -13,6 +13,7 @@ import type * as OpenAiSdk from "openai"
 import * as Media from "../Media.js"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
+import * as RateLimitHeaders from "./rateLimitHeaders.js"
 import * as UndiciFetch from "./undiciFetch.js"
 import * as Usage from "./usage.js"
 
@@ -299,6 +300,8 @@ export interface Answer {
   readonly model: string | undefined
   /** With the cache and reasoning details when the server reports them. */
   readonly usage: Usage.Usage | undefined
+  /** What the response's headers said about the rate limits. */
+  readonly rateLimit: Provider.RateLimitInfo | undefined
 }
 
 const numberOr = (value: unknown): number | undefined => typeof value === "number" ? value : undefined
@@ -328,7 +331,7 @@ const parseUsage = (usage: unknown): Usage.Usage | undefined => {
  * @since 0.1.0
  * @category parsing
  */
-export const parseAnswer = (mode: Mode, body: unknown): Answer | undefined => {
+export const parseAnswer = (mode: Mode, body: unknown): Omit<Answer, "rateLimit"> | undefined => {
   if (!isRecord(body) || !Array.isArray(body.choices)) return undefined
   const choices: Array<{ readonly index: number; readonly text: string; readonly reason: string | null }> = []
   for (const [position, choice] of body.choices.entries()) {
@@ -361,21 +364,27 @@ export const parseAnswer = (mode: Mode, body: unknown): Answer | undefined => {
   }
 }
 
+/** The parsed body and the HTTP response it came in (the SDK's `withResponse()`). */
+interface Sent {
+  readonly data: unknown
+  readonly response: Response
+}
+
 const send = (
   api: string,
   mode: Mode,
-  request: (signal: AbortSignal) => Promise<unknown>
+  request: (signal: AbortSignal) => Promise<Sent>
 ): Effect.Effect<Answer, ProviderError.ProviderError> =>
   Effect.tryPromise({ try: request, catch: (error) => ProviderFailure.fromUnknown(error, api) }).pipe(
-    Effect.flatMap((body) => {
-      const answer = parseAnswer(mode, body)
+    Effect.flatMap(({ data, response }) => {
+      const answer = parseAnswer(mode, data)
       return answer === undefined
         ? Effect.fail(
           new ProviderError.TransientError({
             message: `${api}: malformed response: expected a ${mode === "chat" ? "chat completion" : "completion"} with "choices"`
           })
         )
-        : Effect.succeed(answer)
+        : Effect.succeed({ ...answer, rateLimit: RateLimitHeaders.parse(response.headers, Date.now()) })
     })
   )
 
@@ -398,7 +407,9 @@ const toResponse = (
   return {
     response,
     ...(usage === undefined ? {} : { usage }),
-    fields: { finish_reason: finishReason, ...(last?.model === undefined ? {} : { model: last.model }) }
+    fields: { finish_reason: finishReason, ...(last?.model === undefined ? {} : { model: last.model }) },
+    // the latest word on the limits: earlier turns' headers are out of date
+    ...(last?.rateLimit === undefined ? {} : { rateLimit: last.rateLimit })
   }
 }
 
@@ -436,13 +447,15 @@ export const make = (spec: Spec): Provider.Provider => {
       })
     })
 
+  // `withResponse()` hands over the `Response` the SDK reads anyway, for its rate-limit headers
   const chat = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
     send(spec.api, "chat", (signal) =>
-      client.chat.completions.create(body as unknown as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, { signal }))
+      client.chat.completions.create(body as unknown as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, { signal })
+        .withResponse())
 
   const complete = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
     send(spec.api, "completion", (signal) =>
-      client.completions.create(body as unknown as OpenAI.CompletionCreateParamsNonStreaming, { signal }))
+      client.completions.create(body as unknown as OpenAI.CompletionCreateParamsNonStreaming, { signal }).withResponse())
 
   return {
     api: spec.api,

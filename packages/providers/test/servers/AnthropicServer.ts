@@ -2,7 +2,8 @@
  * A loopback server speaking Anthropic's Messages API (`POST /v1/messages`) for tests: it checks
  * requests as the real API does (auth, `anthropic-version`, `max_tokens`, roles, image sources),
  * records every request, and answers with realistic message JSON or programmed failures
- * (error bodies with headers, malformed bodies, hangs).
+ * (error bodies with headers, malformed bodies, hangs). Messages carry no rate-limit headers
+ * unless a reply gives some (`rateLimitHeaders` are Anthropic's).
  */
 import { Effect, type Scope } from "effect"
 import type * as http from "node:http"
@@ -29,6 +30,8 @@ export type Reply =
       readonly cache_creation_input_tokens?: number | null
       readonly cache_read_input_tokens?: number | null
     }
+    /** Headers sent with the message (e.g. `rateLimitHeaders(...)`). */
+    readonly headers?: Readonly<Record<string, string>>
   }
   | {
     readonly _tag: "Error"
@@ -95,6 +98,47 @@ const textOf = (content: unknown): string =>
     : ""
 
 const words = (text: string): number => text.split(/\s+/).filter((word) => word.length > 0).length
+
+/**
+ * Rate-limit headers as Anthropic sends them, each window's reset `resetInMs` after `now`
+ * (RFC 3339, to the second as Anthropic writes them): 50 requests, 40,000 input and 8,000
+ * output tokens a minute. `tokens: false` leaves out the combined `tokens` window, as a response
+ * may, keeping the input and output ones.
+ */
+export const rateLimitHeaders = (
+  now: number,
+  options: {
+    readonly remainingRequests?: number
+    readonly remainingInputTokens?: number
+    readonly remainingOutputTokens?: number
+    readonly resetInMs?: number
+    readonly tokens?: boolean
+  } = {}
+): Readonly<Record<string, string>> => {
+  const reset = new Date(now + (options.resetInMs ?? 30_000)).toISOString().replace(/\.\d{3}Z$/, "Z")
+  const input = options.remainingInputTokens ?? 39_000
+  const output = options.remainingOutputTokens ?? 7_900
+  // the combined window is the most restrictive one in effect, as Anthropic documents it
+  const tokens = output / 8_000 < input / 40_000 ? { limit: 8_000, remaining: output } : { limit: 40_000, remaining: input }
+  return {
+    "anthropic-ratelimit-requests-limit": "50",
+    "anthropic-ratelimit-requests-remaining": String(options.remainingRequests ?? 49),
+    "anthropic-ratelimit-requests-reset": reset,
+    "anthropic-ratelimit-input-tokens-limit": "40000",
+    "anthropic-ratelimit-input-tokens-remaining": String(input),
+    "anthropic-ratelimit-input-tokens-reset": reset,
+    "anthropic-ratelimit-output-tokens-limit": "8000",
+    "anthropic-ratelimit-output-tokens-remaining": String(output),
+    "anthropic-ratelimit-output-tokens-reset": reset,
+    ...(options.tokens === false
+      ? {}
+      : {
+        "anthropic-ratelimit-tokens-limit": String(tokens.limit),
+        "anthropic-ratelimit-tokens-remaining": String(tokens.remaining),
+        "anthropic-ratelimit-tokens-reset": reset
+      })
+  }
+}
 
 /** The default answer: names the request number, the model and the last user text. */
 export const defaultAnswer = (index: number, model: string, lastUserText: string): string =>
@@ -242,7 +286,7 @@ export const start = (options: ServerOptions = {}): Effect.Effect<AnthropicServe
         case "Message": {
           const { answer, json } = messageBody(request, reply)
           request.answer = answer
-          return sendJson(response, 200, json)
+          return sendJson(response, 200, json, reply.headers)
         }
         case "Error":
           request.outcome = reply.type

@@ -4,7 +4,9 @@
  * bearer or `api-key` auth, Azure's deployment paths and `api-version`, OpenAI- and
  * Azure-shaped error bodies. It records every request and answers with realistic completions,
  * or with a queued reply: any status (429 with `retry-after`, 500, 400 ...), a malformed body,
- * or a hang that never answers (and notices when the client closes the connection).
+ * or a hang that never answers (and notices when the client closes the connection). Answers
+ * carry no rate-limit headers unless a reply or `Options.answerHeaders` gives some
+ * (`rateLimitHeaders` are OpenAI's).
  */
 import { Effect, type Scope } from "effect"
 import { getEncoding } from "js-tiktoken"
@@ -36,7 +38,12 @@ export interface UsageDetails {
 
 /** What the server does with one request. */
 export type Reply =
-  | { readonly _tag: "Answer"; readonly usage?: UsageDetails }
+  | {
+    readonly _tag: "Answer"
+    readonly usage?: UsageDetails
+    /** Headers sent with the answer (instead of `Options.answerHeaders`). */
+    readonly headers?: Readonly<Record<string, string>>
+  }
   | {
     readonly _tag: "Status"
     readonly status: number
@@ -51,18 +58,36 @@ export const openAiError = (message: string, type = "invalid_request_error", cod
   error: { message, type, param: null, code }
 })
 
+/**
+ * Rate-limit headers as OpenAI sends them with every answer and refusal (its defaults
+ * overridable): 500 requests and 30,000 tokens a minute.
+ */
+export const rateLimitHeaders = (
+  values: Partial<Record<"limitRequests" | "remainingRequests" | "resetRequests" | "limitTokens" | "remainingTokens" | "resetTokens", string>> = {}
+): Readonly<Record<string, string>> => ({
+  "x-ratelimit-limit-requests": values.limitRequests ?? "500",
+  "x-ratelimit-remaining-requests": values.remainingRequests ?? "499",
+  "x-ratelimit-reset-requests": values.resetRequests ?? "120ms",
+  "x-ratelimit-limit-tokens": values.limitTokens ?? "30000",
+  "x-ratelimit-remaining-tokens": values.remainingTokens ?? "29980",
+  "x-ratelimit-reset-tokens": values.resetTokens ?? "40ms"
+})
+
 /** Canned replies. */
 export const replies = {
   answer: { _tag: "Answer" } as Reply,
   /** The realistic answer, its chat usage reporting these details. */
   answerWith: (usage: UsageDetails): Reply => ({ _tag: "Answer", usage }),
+  /** The realistic answer with these headers (e.g. `rateLimitHeaders()`). */
+  answerWithHeaders: (headers: Readonly<Record<string, string>>): Reply => ({ _tag: "Answer", headers }),
   status: (status: number, body: unknown, headers?: Readonly<Record<string, string>>): Reply =>
     headers === undefined ? { _tag: "Status", status, body } : { _tag: "Status", status, body, headers },
-  rateLimited: (retryAfterSeconds: string): Reply => ({
+  /** OpenAI's 429 for requests per minute, with `retry-after` and any further headers. */
+  rateLimited: (retryAfterSeconds: string, headers: Readonly<Record<string, string>> = {}): Reply => ({
     _tag: "Status",
     status: 429,
     body: openAiError("Rate limit reached for gpt-4o in organization org-test on requests per min (RPM): Limit 3, Used 3, Requested 1.", "requests", "rate_limit_exceeded"),
-    headers: { "retry-after": retryAfterSeconds }
+    headers: { "retry-after": retryAfterSeconds, ...headers }
   }),
   serverError: { _tag: "Status", status: 500, body: openAiError("The server had an error while processing your request. Sorry about that!", "server_error") } as Reply,
   malformed: { _tag: "Malformed" } as Reply,
@@ -90,6 +115,8 @@ export interface Options {
    * 3 tokens a message plus its role, and 3 to prime the reply).
    */
   readonly tokens?: "words" | "tiktoken"
+  /** Headers sent with every realistic answer a reply does not give its own (default: none). */
+  readonly answerHeaders?: Readonly<Record<string, string>>
 }
 
 /** Counts the tokens of a chat request and of a text the way `Options.tokens` says. */
@@ -278,7 +305,8 @@ export const make = (options: Options = {}): Effect.Effect<OpenAiServer, never, 
         switch (reply._tag) {
           case "Answer": {
             const model = isRecord(body) && typeof body.model === "string" ? body.model : ""
-            return Loopback.sendJson(response, 200, answer(routed.kind, body, servedModel(model), reply.usage, counting))
+            const headers = reply.headers ?? options.answerHeaders
+            return Loopback.sendJson(response, 200, answer(routed.kind, body, servedModel(model), reply.usage, counting), headers)
           }
           case "Status":
             return Loopback.sendJson(response, reply.status, reply.body, reply.headers)
