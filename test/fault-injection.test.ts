@@ -43,6 +43,9 @@ const faultFor = (prompt: string, attempt: number): Fault => {
     x < 0.09 ? "drop" : x < 0.10 ? "truncated" : "ok"
 }
 
+/** The allowance for read jitter at the server, in milliseconds (see the rate checks below). */
+const readJitterMs = 50
+
 const queues = { "model-a": 6000, "model-b": 6000, "model-c": 3000, "model-d": 3000 } as const
 const perQueue = 600
 
@@ -135,13 +138,15 @@ describe("fault injection", () => {
       // retries bounded by --max-attempts, as the server counted them
       expect(Math.max(...attempts.values())).toBeLessThanOrEqual(maxAttempts)
 
-      // no queue faster than its limit, measured at the server. The pacer may send a window's
-      // slots up to its catch-up window late (25 ms, plus 2 ms for a late tick), so a window of
-      // t holds at most (t + 27 ms) / interval + 1 sends. The server reads a request some
-      // milliseconds after the pacer let it go, and on a loaded 2-core machine that delay
-      // varies, so arrivals bunch a little more: any 5 s window holds at most the limit's count
-      // plus 3, and any 1 s window at most 5 % over it plus the catch-up's slots plus 1 (the
-      // sending itself is exact: see the TestClock tests of the Pacer and the Scheduler)
+      // no queue faster than its limit, measured at the server. At the sender the bound is
+      // exact (a window of 1 s or more holds at most the rate's count: see the TestClock tests
+      // of the Pacer). The server reads a request a varying delay after it was sent; if that
+      // delay varies by J, arrivals in a window W were sent within W + J, so the allowance is
+      // J times the rate. J = 50 ms: the bench's stamped probe (bench/README.md, scenario 1)
+      // measured the server's read jitter on this machine at up to 16 ms at 100/s and 49 ms at
+      // 1,000/s, and prompto's own delay from slot to socket adds a few milliseconds more (the
+      // bench sees 104 in a second at 100/s, as a bare client bursting on a 10 ms grid sees
+      // 102-103); so 5 more at 100/s, 3 more at 50/s
       const rows: Array<string> = []
       for (const [model, qpm] of Object.entries(queues)) {
         const times = arrivals.filter((arrival) => arrival.model === model).map((arrival) => arrival.at)
@@ -152,8 +157,9 @@ describe("fault injection", () => {
           `${model}: ${times.length} requests, busiest 1 s window ${busiest} (limit ${perSecond}), ` +
             `busiest 5 s window ${busiest5} (limit ${5 * perSecond})`
         )
-        expect(busiest).toBeLessThanOrEqual(perSecond * 1.05 + Math.ceil((perSecond * 27) / 1000) + 1)
-        expect(busiest5).toBeLessThanOrEqual(5 * perSecond + 3)
+        const allowance = Math.ceil((perSecond * readJitterMs) / 1000)
+        expect(busiest).toBeLessThanOrEqual(perSecond + allowance)
+        expect(busiest5).toBeLessThanOrEqual(5 * perSecond + allowance)
       }
       const faults = arrivals.filter((arrival) => arrival.fault !== "ok")
       const byKind = new Map<string, number>()
@@ -164,4 +170,66 @@ describe("fault injection", () => {
         ...rows
       ].join("\n"))
     }).pipe(Effect.scoped), 240_000)
+
+  it.live("the API pushes back: 1,200 QPM configured against a server that allows 300 a minute: under 5 % 429s, none fails", () =>
+    Effect.gen(function*() {
+      // OpenAI's limits refill continuously: a token bucket of 300 a minute that holds 10, and
+      // a 429 says (retry-after-ms) when the next token comes. Real time, no scaling: 240
+      // prompts take about 46 s at the server's rate, long enough that the first descent (four
+      // episodes from 1,200 to about 300 a minute, a 429 each) is not most of the run
+      const perMinute = 300
+      const capacity = 10
+      let tokens = capacity
+      let at = performance.now()
+      const answers: Array<{ readonly at: number; readonly status: number }> = []
+      const server = yield* Loopback.start(({ request, response }) => {
+        const now = performance.now()
+        tokens = Math.min(capacity, tokens + ((now - at) * perMinute) / 60_000)
+        at = now
+        const body = request.json as { model: string; messages: ReadonlyArray<{ content: string }> }
+        if (tokens < 1) {
+          answers.push({ at: now, status: 429 })
+          const wait = Math.ceil(((1 - tokens) * 60_000) / perMinute)
+          return Loopback.sendJson(response, 429, {
+            error: { message: "Rate limit reached for requests", type: "requests", code: "rate_limit_exceeded" }
+          }, { "retry-after-ms": String(wait) })
+        }
+        tokens--
+        answers.push({ at: now, status: 200 })
+        return void setTimeout(() => Loopback.sendJson(response, 200, completion(body.model, String(body.messages.at(-1)?.content))), 200)
+      })
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prompto-pushback-"))
+      const n = 240
+      const lines = Array.from({ length: n }, (_, i) =>
+        JSON.stringify({ id: `p-${i}`, api: "openai", model_name: "limited", prompt: `question ${i}` }))
+      fs.writeFileSync(path.join(dir, "pushback.jsonl"), lines.join("\n") + "\n")
+      const started = performance.now()
+      const cli = yield* Effect.promise(() =>
+        spawnCli(prompto, ["run", "-f", "pushback.jsonl", "-d", "data", "-mq", "1200"], {
+          cwd: dir,
+          env: { ...childEnv, OPENAI_API_KEY: "sk-pushback", OPENAI_BASE_URL: `${server.url}/v1` },
+          timeoutMs: 120_000
+        })
+      )
+      expect(cli.stderr).not.toMatch(/\n\s+at /)
+      expect(cli.status).toBe(0)
+      const wallSeconds = (performance.now() - started) / 1000
+      const output = path.join(dir, "data", "output", "pushback")
+      const file = (part: string) => path.join(output, fs.readdirSync(output).find((name) => name.includes(part))!)
+      const completed = fs.readFileSync(file("-completed-"), "utf8").trim().split("\n").map((line) => JSON.parse(line))
+      expect(completed).toHaveLength(n)
+      expect(completed.filter((record: { error?: unknown }) => record.error !== undefined)).toEqual([])
+      const limited = answers.filter((answer) => answer.status === 429).length
+      // the log shows the rate as it moved, and the summary each queue's rate over the run
+      const log = fs.readFileSync(file("-log-"), "utf8")
+      expect(log).toMatch(/Rate of queue .*QPM of 1200\.0 \(lowered after a "slow down"\)/)
+      expect(log).toMatch(/effective rate of .*: configured 1200\.0 QPM, lowest/)
+      console.log(
+        `the API pushes back: ${n} prompts, ${answers.length} requests, ${limited} 429s ` +
+          `(${((100 * limited) / answers.length).toFixed(1)} %), wall ${wallSeconds.toFixed(1)} s ` +
+          `(${n} at 300 a minute, less the bucket's ${capacity}: ${(((n - capacity) / perMinute) * 60).toFixed(0)} s)\n` +
+          log.split("\n").filter((line) => line.includes("effective rate of")).join("\n")
+      )
+      expect(limited / answers.length).toBeLessThan(0.05)
+    }).pipe(Effect.scoped), 120_000)
 })

@@ -93,6 +93,25 @@ export const serialServiceTimesMs = (
 }
 
 /**
+ * How much the delay from a request's sending to its reading at the server varies: for the
+ * requests that carry the sender's stamp, the delays `arrived - sent`, less the smallest of
+ * them (so a constant offset between the two processes' clocks cancels out), at the given
+ * quantiles (0.99, 1 for the largest). If every delay lies within `[d, d + J]`, the requests read
+ * in any window of length `W` were sent in a window of `W + J`: the allowance for read jitter at
+ * the server. `NaN`s when no request carries a stamp.
+ */
+export const delaySpread = (
+  requests: ReadonlyArray<{ readonly sentAt: number; readonly arrivedAt: number }>,
+  quantiles: ReadonlyArray<number>
+): ReadonlyArray<number> => {
+  const delays = Float64Array.from(
+    requests.filter((request) => Number.isFinite(request.sentAt)).map((request) => request.arrivedAt - request.sentAt)
+  ).sort()
+  if (delays.length === 0) return quantiles.map(() => Number.NaN)
+  return quantiles.map((q) => delays[Math.min(delays.length - 1, Math.floor(q * delays.length))]! - delays[0]!)
+}
+
+/**
  * The middle value (the mean of the two middle ones for an even count); `NaN` if empty.
  */
 export const median = (values: ReadonlyArray<number>): number => {

@@ -18,6 +18,12 @@ export interface Recorded {
   /** When each answer was sent, epoch milliseconds (`null` while unanswered). */
   readonly answeredAt: ReadonlyArray<number | null>
   readonly modelOf: ReadonlyArray<number | null>
+  /**
+   * The sender's own stamp of when it sent each request (its `x-sent-at` header, epoch
+   * milliseconds), `null` when it sent none: the reference clients stamp theirs, so the bench
+   * can measure how far reading a request lags its sending.
+   */
+  readonly sentAt: ReadonlyArray<number | null>
   /** TCP connections accepted. */
   readonly connections: number
   /** The server's own CPU time, milliseconds (user + system). */

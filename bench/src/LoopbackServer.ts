@@ -14,6 +14,8 @@ export interface ServedRequest {
   readonly arrivedAt: number
   /** `NaN` if it was never answered. */
   readonly answeredAt: number
+  /** The sender's stamp of when it sent the request (`x-sent-at`); `NaN` when it sent none. */
+  readonly sentAt: number
 }
 
 /** What the server recorded since its last reset. */
@@ -107,9 +109,11 @@ const toRequests = (recorded: Recorded): Array<ServedRequest> =>
   recorded.arrivedAt.map((arrivedAt, index) => {
     const model = recorded.modelOf[index]
     const answeredAt = recorded.answeredAt[index]
+    const sentAt = recorded.sentAt[index]
     return {
       model: model === null || model === undefined ? "" : recorded.models[model] ?? "",
       arrivedAt,
-      answeredAt: answeredAt === null || answeredAt === undefined ? Number.NaN : answeredAt
+      answeredAt: answeredAt === null || answeredAt === undefined ? Number.NaN : answeredAt,
+      sentAt: sentAt === null || sentAt === undefined ? Number.NaN : sentAt
     }
   })

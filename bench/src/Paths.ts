@@ -21,3 +21,6 @@ export const rusagePreload = path.join(benchDir, "src", "rusage.mjs")
 
 /** The bare clock-paced client scenario 1 compares prompto's pacing with. */
 export const pacedClientScript = path.join(benchDir, "src", "pacedClient.ts")
+
+/** The stamped probe scenario 1 measures the server's read jitter with. */
+export const jitterProbeScript = path.join(benchDir, "src", "jitterProbe.ts")

@@ -19,6 +19,7 @@ import type { Context, Figure, Scenario } from "./Scenario.js"
 import * as Memory from "./scenarios/Memory.js"
 import * as Pacing from "./scenarios/Pacing.js"
 import * as ParallelQueues from "./scenarios/ParallelQueues.js"
+import * as Report from "./scenarios/Report.js"
 import * as Startup from "./scenarios/Startup.js"
 import * as Strategies from "./scenarios/Strategies.js"
 import * as Throughput from "./scenarios/Throughput.js"
@@ -29,7 +30,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   Throughput.scenario,
   Memory.scenario,
   Startup.scenario,
-  Strategies.scenario
+  Strategies.scenario,
+  Report.scenario
 ]
 
 const usage = `usage: pnpm bench [--only 1,3] [--quick] [--scale 0.2] [--keep] [--out bench/results.json]`

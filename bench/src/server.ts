@@ -10,8 +10,8 @@
  * time, first come first served, each taking its latency after the previous answer. Unknown
  * models answer at once.
  *
- * Per request it records the arrival time (at the `request` event), the model and when the
- * answer was sent, as epoch milliseconds (`performance.timeOrigin + performance.now()`), so the
+ * Per request it records the arrival time (at the `request` event), the model, when the
+ * answer was sent and the sender's own stamp when it sent one (`x-sent-at`), as epoch milliseconds (`performance.timeOrigin + performance.now()`), so the
  * bench can compare them with its own clock. It is kept lean (keep-alive, prebuilt bodies, no
  * logging) so it sustains thousands of requests per second on one core.
  */
@@ -28,6 +28,7 @@ const serialFreeAt = new Map<string, number>()
 let arrivedAt: Array<number> = []
 let answeredAt: Array<number> = []
 let modelOf: Array<number> = []
+let sentAt: Array<number | null> = []
 let modelNames: Array<string> = []
 let modelIndex = new Map<string, number>()
 let connections = 0
@@ -38,6 +39,7 @@ const reset = (): void => {
   arrivedAt = []
   answeredAt = []
   modelOf = []
+  sentAt = []
   modelNames = []
   modelIndex = new Map()
   serialFreeAt.clear()
@@ -94,6 +96,8 @@ const modelFrom = (url: string, text: string): string => {
 
 const server = http.createServer((request, response) => {
   const slot = arrivedAt.push(now()) - 1
+  const stamp = request.headers["x-sent-at"]
+  sentAt[slot] = typeof stamp === "string" ? Number(stamp) : null
   const chunks: Array<Buffer> = []
   request.on("data", (chunk: Buffer) => chunks.push(chunk))
   request.on("end", () => {
@@ -153,6 +157,7 @@ process.on("message", (command: Command) => {
         arrivedAt,
         answeredAt,
         modelOf,
+        sentAt,
         connections,
         cpuMs: (cpu.user + cpu.system) / 1000
       }

@@ -45,6 +45,7 @@ export const describe = (error: unknown): string => {
       case "RephraseConfigError":
       case "CacheError":
       case "PricesError":
+      case "ReportError":
         return `error: ${tagged.path}: ${tagged.message}`
       case "ExpandError":
         // one line per problem, each naming its file, line and key

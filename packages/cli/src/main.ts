@@ -16,6 +16,7 @@ import * as expand from "./commands/expand.js"
 import * as judge from "./commands/judge.js"
 import * as missing from "./commands/missing.js"
 import * as pipeline from "./commands/pipeline.js"
+import * as report from "./commands/report.js"
 import * as run from "./commands/run.js"
 import * as PromptoFlags from "./PromptoFlags.js"
 
@@ -43,7 +44,8 @@ export const command = Command.make("prompto").pipe(
     judge.command,
     pipeline.command,
     missing.command,
-    cache.command
+    cache.command,
+    report.command
   ])
 )
 
@@ -58,7 +60,8 @@ const subcommands: ReadonlyArray<Command.Command<any, any, any, any>> = [
   judge.command,
   pipeline.command,
   missing.command,
-  cache.command
+  cache.command,
+  report.command
 ]
 const subcommandFlags: ReadonlyMap<string, ReadonlyArray<string>> = new Map(
   subcommands.map((subcommand) => [[...Command.getNames(subcommand)][0]!, CliConsole.flagsOf(subcommand)] as const)

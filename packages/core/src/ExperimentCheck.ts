@@ -9,10 +9,15 @@ import { Effect, Stream } from "effect"
 import * as ExperimentFile from "./ExperimentFile.js"
 import type { LineProblem } from "./ExperimentFile.js"
 import { IdIndex } from "./internal/idIndex.js"
-import type { IdentifiedRecord } from "./PromptRecord.js"
+import type { IdentifiedRecord, PromptRecord } from "./PromptRecord.js"
 import * as Strategy from "./Strategy.js"
 import * as StrategySpec from "./StrategySpec.js"
-import { missingProviderMessage, type ProviderRegistry, registry as providerRegistry } from "./Provider.js"
+import {
+  missingProviderMessage,
+  type Provider,
+  type ProviderRegistry,
+  registry as providerRegistry
+} from "./Provider.js"
 
 /**
  * The most problems (and warnings) a report keeps; the counts are always exact.
@@ -24,6 +29,42 @@ export const maxListed = 1000
 
 /** The APIs that answer `n` choices in one request (a strategy's `use_n`). */
 const nChoiceApis: ReadonlyArray<string> = ["openai", "azure-openai"]
+
+/** The top-level key a problem is about: `parameters` for `parameters.max_tokens`. */
+const topKey = (key: string | undefined): string | undefined => key?.split(/[.[]/)[0]
+
+/**
+ * The problems the line's provider finds in a line that did not decode (a prompt of no shape
+ * the schema knows, `parameters` that is not an object...), so that `check` lists every problem
+ * of the line, a missing API key above all, not only the first. The provider sees the line with
+ * the keys at fault left out (a placeholder text for `prompt`, which it needs), and what it says
+ * about those keys is dropped: the schema already said it. Nothing when `api` or `model_name`
+ * are themselves at fault.
+ */
+const undecodedProblems = (
+  registry: ReadonlyMap<string, Provider>,
+  file: string,
+  entry: ExperimentFile.RawEntry,
+  problems: ReadonlyArray<LineProblem>
+): Effect.Effect<ReadonlyArray<LineProblem>> =>
+  Effect.gen(function*() {
+    const value = entry.value
+    if (typeof value !== "object" || value === null || Array.isArray(value)) return []
+    const fields = value as Readonly<Record<string, unknown>>
+    if (typeof fields.api !== "string" || typeof fields.model_name !== "string") return []
+    const atFault = new Set(problems.map((problem) => topKey(problem.key)))
+    if (atFault.has(undefined) || atFault.has("api") || atFault.has("model_name")) return []
+    const provider = registry.get(fields.api)
+    if (provider === undefined) {
+      return [{ file, line: entry.line, key: "api", message: missingProviderMessage(fields.api, registry) }]
+    }
+    const probe: Record<string, unknown> = { prompt: "" }
+    for (const [key, field] of Object.entries(fields)) if (!atFault.has(key)) probe[key] = field
+    const found = yield* provider.check(probe as PromptRecord)
+    return found
+      .filter((problem) => !atFault.has(topKey(problem.key)))
+      .map((problem) => ({ file, line: entry.line, key: problem.key, message: problem.message }))
+  })
 
 /**
  * What a check found.
@@ -114,6 +155,7 @@ export const check = (
           const lineProblems: Array<LineProblem> = []
           if (decoded._tag === "Invalid") {
             lineProblems.push(...decoded.problems)
+            lineProblems.push(...yield* undecodedProblems(registry, name, entry, decoded.problems))
           } else {
             const record = decoded.record
             addWarnings(decoded.warnings)

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import * as Extract from "./Extract.js"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 
 /**
  * What a scorer gives: `true`/`false` (counted as 1/0), a number, a label, or `null` when the
@@ -310,3 +310,17 @@ export const toJson = (
   scorers: [...new Set(summary.rows.map((row) => row.scorer))],
   rows: summary.rows.map((row) => ({ ...row }))
 })
+
+/**
+ * The summary document as read back (by `prompto report`): what `toJson` writes. Only the
+ * scorer names are needed to read it; the rows are kept as given.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SummaryFile = Schema.Struct({
+  experiment: Schema.optional(Schema.String),
+  completed_file: Schema.optional(Schema.String),
+  scorers: Schema.Array(Schema.String),
+  rows: Schema.optional(Schema.Array(Schema.Unknown))
+}).annotations({ identifier: "SummaryFile" })

@@ -191,6 +191,53 @@ export const RecordError = Schema.Struct({
 export type RecordError = typeof RecordError.Type
 
 /**
+ * A tool (function) call the model made, the same shape for every API: the call's `id` where
+ * the API gives one, the tool's `name`, its `arguments` (a JSON value: OpenAI's argument string
+ * is parsed, and kept as the string when it is not JSON), and `raw`, the API's own object as it
+ * came (OpenAI's `tool_calls` item, Anthropic's `tool_use` block, Gemini's `functionCall` part),
+ * so nothing the API returned is lost.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ToolCall = Schema.Struct({
+  id: optionalString,
+  name: Schema.String.annotations({ message: () => "must be a string" }),
+  arguments: Schema.Unknown,
+  raw: Schema.optional(Schema.Unknown)
+}).annotations({ identifier: "ToolCall" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ToolCall = typeof ToolCall.Type
+
+/**
+ * A record's `tool_calls`: the calls of its answer, or one list per answer where `response` is
+ * a list (the turns of a multi-turn chat, the `n` choices).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ToolCalls = Schema.Union(Schema.Array(ToolCall), Schema.Array(Schema.Array(ToolCall))).annotations({
+  identifier: "ToolCalls",
+  message: () => ({ message: "must be a list of {\"name\", \"arguments\"} tool calls, or a list of such lists", override: true })
+})
+
+/**
+ * A record's `reasoning`: the reasoning (thinking) text the API returned with its answer, or
+ * one per answer where `response` is a list (`null` for an answer that came without any).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Reasoning = Schema.Union(Schema.String, Schema.Array(Schema.NullOr(Schema.String))).annotations({
+  identifier: "Reasoning",
+  message: () => ({ message: "must be a string, or a list of strings and nulls", override: true })
+})
+
+/**
  * One request of a multi-step strategy (a draft, a critique, a vote...): what was sent, what
  * came back, and when.
  *
@@ -204,6 +251,8 @@ export const StepRecord = Schema.Struct({
   prompt: Prompt,
   parameters: Schema.optional(Parameters),
   response: Schema.Unknown,
+  tool_calls: Schema.optional(ToolCalls),
+  reasoning: Schema.optional(Reasoning),
   usage: Schema.optional(Usage),
   cost: optionalCost,
   cached: optionalBoolean,
@@ -222,7 +271,8 @@ export type StepRecord = typeof StepRecord.Type
 
 /**
  * A completed record: the input record plus what the run learned. `response` holds the text
- * (or a list for multi-turn prompts) or, as in prompto, an error message. A line run by a
+ * (or a list for multi-turn prompts) or, as in prompto, an error message; `tool_calls` and
+ * `reasoning`, where the API returned any, are shaped like it. A line run by a
  * strategy also holds its `strategy` as given, the extracted `answer` (`null` when extraction
  * failed) and its `steps`. Keys other than the named ones are kept.
  *
@@ -234,6 +284,8 @@ export const CompletedRecord = Schema.Struct(
     ...PromptRecord.fields,
     id: PromptId,
     response: Schema.Unknown,
+    tool_calls: Schema.optional(ToolCalls),
+    reasoning: Schema.optional(Reasoning),
     timestamp_sent: optionalString,
     timestamp_received: optionalString,
     latency_ms: optionalNumber,

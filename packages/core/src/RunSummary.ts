@@ -65,10 +65,26 @@ export interface QueueStats {
   retries: number
   /** Times the API said "slow down" and the queue paused (or its pause grew). */
   pauses: number
+  /** The queue's effective rate over time, when it ever moved from the configured rate. */
+  rate: RateHistory | undefined
   firstSentAt: number | undefined
   lastSentAt: number | undefined
   /** Tokens and cost of the queue's answered requests. */
   readonly usage: UsageTally
+}
+
+/**
+ * How a queue's effective rate moved (its `RateChanged` events).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateHistory {
+  /** The reported rates and when (clock milliseconds), the first being the configured rate at the queue's first send. */
+  readonly steps: Array<{ readonly at: number; readonly queriesPerMinute: number }>
+  lowest: number
+  /** Times a "slow down" lowered it. */
+  lowered: number
 }
 
 /**
@@ -115,6 +131,7 @@ const emptyQueue = (key: string, queriesPerMinute: number, total: number): Queue
   failed: 0,
   retries: 0,
   pauses: 0,
+  rate: undefined,
   firstSentAt: undefined,
   lastSentAt: undefined,
   usage: emptyTally()
@@ -216,6 +233,17 @@ export const record = (stats: RunStats, event: SchedulerEvent): void => {
     case "Paused":
       queue.pauses++
       break
+    case "RateChanged": {
+      const rate = queue.rate ??= {
+        steps: [{ at: queue.firstSentAt ?? event.at, queriesPerMinute: queue.queriesPerMinute }],
+        lowest: queue.queriesPerMinute,
+        lowered: 0
+      }
+      rate.steps.push({ at: event.at, queriesPerMinute: event.queriesPerMinute })
+      rate.lowest = Math.min(rate.lowest, event.queriesPerMinute)
+      if (event.reason === "rate_limited") rate.lowered++
+      break
+    }
     case "Completed":
       if (event.ok) {
         queue.succeeded++
@@ -384,9 +412,46 @@ const usageLines = (stats: RunStats): ReadonlyArray<string> => {
 const fixed = (n: number | undefined, digits = 1) => n === undefined ? "-" : n.toFixed(digits)
 
 /**
+ * A queue's effective rate averaged over time, from its first to its last send (the rate in
+ * force over each stretch, weighted by the stretch's length); `undefined` before two sends.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const meanEffectiveQpm = (queue: QueueStats): number | undefined => {
+  const { firstSentAt: from, lastSentAt: to, rate } = queue
+  if (from === undefined || to === undefined || to <= from) return undefined
+  if (rate === undefined) return queue.queriesPerMinute
+  let sum = 0
+  rate.steps.forEach((step, i) => {
+    const start = Math.max(from, step.at)
+    const end = Math.min(to, rate.steps[i + 1]?.at ?? to)
+    if (end > start) sum += step.queriesPerMinute * (end - start)
+  })
+  return sum / (to - from)
+}
+
+/**
+ * One line per queue whose effective rate moved: the lowest, the time-weighted mean and the
+ * final rate, and how often a "slow down" lowered it (the log has every step with its time).
+ */
+const rateLines = (rows: ReadonlyArray<QueueStats>): ReadonlyArray<string> =>
+  rows.flatMap((queue) => {
+    const rate = queue.rate
+    if (rate === undefined) return []
+    const final = rate.steps.at(-1)!.queriesPerMinute
+    return [
+      `effective rate of ${queue.key}: configured ${fixed(queue.queriesPerMinute)} QPM, lowest ${fixed(rate.lowest)}, ` +
+      `mean ${fixed(meanEffectiveQpm(queue))}, final ${fixed(final)} (lowered ${rate.lowered} ` +
+      `${rate.lowered === 1 ? "time" : "times"} by "slow down" answers)`
+    ]
+  })
+
+/**
  * The final summary as text lines: totals, wall time, and a table per queue; then, when any
  * request was answered, the tokens and cost per model with the run's total (a line starting
- * `total`), and per queue when that tells more (see `UsageTally` for what is counted).
+ * `total`), and per queue when that tells more (see `UsageTally` for what is counted); last, a
+ * line for each queue whose effective rate moved (see `RateHistory`).
  *
  * @since 0.1.0
  * @category formatting
@@ -413,6 +478,8 @@ export const format = (stats: RunStats): ReadonlyArray<string> => {
     )
   }
   lines.push(...usageLines(stats))
+  // last, so the lines before keep their places
+  lines.push(...rateLines(rows))
   return lines
 }
 
@@ -434,6 +501,13 @@ export const logMessage = (event: SchedulerEvent): string | undefined => {
       return `Rate limited (id=${String(event.id)}): queue ${event.queue} paused for ` +
         `${((event.until - event.at) / 1000).toFixed(1)} s (` +
         (event.reason === "retry_after" ? "the server's retry-after" : `backoff, ${event.level} in a row`) + `)`
+    case "RateChanged":
+      return `Rate of queue ${event.queue}: ${event.queriesPerMinute.toFixed(1)} QPM of ${event.configured.toFixed(1)} (` +
+        (event.reason === "rate_limited"
+          ? "lowered after a \"slow down\""
+          : event.reason === "recovering"
+          ? "raised after successes"
+          : "capped by the API's count of requests left") + `)`
     default:
       return undefined
   }

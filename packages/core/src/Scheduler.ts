@@ -6,8 +6,10 @@
  * Every request goes through the request path (`RequestPath`): each attempt, first or retry,
  * waits for its queue's limits before it is sent: a concurrency permit (when the queue caps
  * requests in flight), its estimated tokens (when the queue has a tokens-per-minute budget) and
- * a send slot, in that order. A "slow down" answer (`RateLimitError`) pauses the whole queue; a
- * transient failure backs off that prompt only.
+ * a send slot, in that order. A queue never sends more than its rate allows in any window (see
+ * the pacer's hard bound). A "slow down" answer (`RateLimitError`) pauses the whole queue and
+ * lowers its effective rate, which successes raise back (AIMD); a transient failure backs off
+ * that prompt only.
  *
  * @since 0.1.0
  */
@@ -15,7 +17,7 @@ import { type Duration, Effect, Stream } from "effect"
 import * as FanOut from "./internal/fanOut.js"
 import * as LineProgram from "./internal/lineProgram.js"
 import * as Lines from "./internal/lines.js"
-import type { RateLimitBackoff } from "./internal/pacer.js"
+import type { AdaptiveRate, RateLimitBackoff } from "./internal/pacer.js"
 import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
 import type { ProviderRegistry } from "./Provider.js"
 import type { ProviderError, RateLimitError } from "./ProviderError.js"
@@ -77,10 +79,27 @@ export type SchedulerEvent =
     /** Clock milliseconds when the pause began and when it ends. */
     readonly at: number
     readonly until: number
-    /** `retry_after`: the server said how long; `backoff`: the n-th consecutive "slow down" (`level`). */
+    /**
+     * `retry_after`: the server said how long; `backoff`: the `level`-th consecutive "slow down"
+     * without `retry-after` since the last success (a `retry_after` pause leaves `level` as it was).
+     */
     readonly reason: "retry_after" | "backoff"
     readonly level: number
     readonly error: RateLimitError
+  }
+  | {
+    /**
+     * The queue's effective rate moved (reported in steps of a tenth, not per request): a "slow
+     * down" lowered it (`rate_limited`), successes raised it back towards `configured`
+     * (`recovering`), or the API's count of requests left capped it (`headers`).
+     */
+    readonly _tag: "RateChanged"
+    readonly queue: string
+    /** Clock milliseconds. */
+    readonly at: number
+    readonly queriesPerMinute: number
+    readonly configured: number
+    readonly reason: "rate_limited" | "recovering" | "headers"
   }
   | { readonly _tag: "Completed"; readonly queue: string; readonly record: CompletedRecord; readonly ok: boolean }
 
@@ -104,6 +123,12 @@ export interface SchedulerOptions {
    * the pacer's default). Used by `run`, `runQueue` and `pacerPool`'s queues.
    */
   readonly rateLimitBackoff?: RateLimitBackoff | undefined
+  /**
+   * How each queue's effective rate adapts to "slow down" answers (default: ×0.7 per episode,
+   * + 1/400 of the configured rate per success, never below 1/64 of it); `false` keeps every
+   * queue at its configured rate.
+   */
+  readonly adaptiveRate?: AdaptiveRate | false | undefined
   /**
    * True once the run is stopping (a graceful stop): nothing more is sent, not even a retry. A
    * prompt whose retry is given up this way is not emitted at all, so a resume sends it again.

@@ -600,7 +600,20 @@ const stepRecord = (step: string, record: CompletedRecord): Record<string, unkno
   }
   if (record.parameters !== undefined) out.parameters = record.parameters
   out.response = record.response
-  for (const key of ["usage", "cost", "cached", "latency_ms", "attempts", "timestamp_sent", "timestamp_received", "error"] as const) {
+  for (
+    const key of [
+      "tool_calls",
+      "reasoning",
+      "usage",
+      "cost",
+      "cached",
+      "latency_ms",
+      "attempts",
+      "timestamp_sent",
+      "timestamp_received",
+      "error"
+    ] as const
+  ) {
     if (record[key] !== undefined) out[key] = record[key]
   }
   return out

@@ -51,6 +51,7 @@ export * as ProviderError from "./ProviderError.js"
 export * as QueuePlan from "./QueuePlan.js"
 /** @since 0.1.0 */
 export * as Rephrase from "./Rephrase.js"
+export * as Report from "./Report.js"
 /** @since 0.1.0 */
 export * as RequestPath from "./RequestPath.js"
 /** @since 0.1.0 */

@@ -135,7 +135,47 @@ describe("ExperimentCheck", () => {
           : []
     }))))
 
-  it.effect("does not run the provider check on a record that does not decode", () =>
+  it.effect("a line whose prompt or parameters do not decode still gets the provider's other problems (a missing key)", () =>
+    Effect.gen(function*() {
+      const seen: Array<unknown> = []
+      const provider = MockProvider.make("test", {
+        check: (record) => {
+          seen.push(record)
+          return [
+            { key: "prompt", message: "a problem the provider finds in the prompt" },
+            { key: "parameters.max_tokens", message: "is required" },
+            { key: "api", message: "at least one of the environment variables \"TEST_API_KEY\" must be set" }
+          ]
+        }
+      })
+      const report = yield* checkText(
+        "both.jsonl",
+        jsonl(
+          { id: 1, api: "test", model_name: "m", prompt: 5, group: "g" },
+          { id: 2, api: "test", model_name: "m", prompt: "p", parameters: "hot" },
+          { id: 3, api: "foo", model_name: "m", prompt: ["a", { role: "user", content: "b" }] }
+        )
+      ).pipe(withRegistry(provider))
+      const missingKey = "at least one of the environment variables \"TEST_API_KEY\" must be set"
+      expect(report.problems.map((problem) => [problem.line, problem.key, problem.message])).toEqual([
+        [1, "prompt", "must be a string, a list of strings, or a list of {\"role\", \"content\" | \"parts\"} messages"],
+        [1, "parameters.max_tokens", "is required"],
+        [1, "api", missingKey],
+        [2, "parameters", "must be an object (a dictionary of API parameters)"],
+        [2, "prompt", "a problem the provider finds in the prompt"],
+        [2, "api", missingKey],
+        [3, "prompt", "must be a string, a list of strings, or a list of {\"role\", \"content\" | \"parts\"} messages"],
+        [3, "api", `"foo" is not a valid API (known: ${knownList})`]
+      ])
+      // the provider saw each line without the keys at fault, a placeholder text for the prompt
+      expect(seen).toEqual([
+        { prompt: "", id: 1, api: "test", model_name: "m", group: "g" },
+        { prompt: "p", id: 2, api: "test", model_name: "m" }
+      ])
+      expect(report.invalidRecords).toBe(3)
+    }))
+
+  it.effect("does not run the provider check on a record whose api or model_name does not decode", () =>
     Effect.gen(function*() {
       const seen: Array<unknown> = []
       const report = yield* checkText("nocheck.jsonl", jsonl({ id: 1, api: "test", prompt: "p" }, r(2))).pipe(

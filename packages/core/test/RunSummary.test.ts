@@ -192,4 +192,44 @@ describe("RunSummary", () => {
     ])
     expect(RunSummary.usageTotals(stats).requests).toBe(0)
   })
+
+  it("folds RateChanged events into each queue's rate over time: a summary line and a log line", () => {
+    const stats = RunSummary.make([{ key: "openai/gpt-4o", queriesPerMinute: 1200, total: 3 }, { key: "other", queriesPerMinute: 60, total: 1 }], 0)
+    const sent = (queue: string, at: number): SchedulerEvent => ({ _tag: "Sent", queue, id: 1, attempt: 1, at })
+    const rate = (at: number, queriesPerMinute: number, reason: "rate_limited" | "recovering"): SchedulerEvent => ({
+      _tag: "RateChanged",
+      queue: "openai/gpt-4o",
+      at,
+      queriesPerMinute,
+      configured: 1200,
+      reason
+    })
+    const events = [
+      sent("openai/gpt-4o", 0),
+      sent("other", 0),
+      rate(10_000, 840, "rate_limited"),
+      rate(20_000, 1200, "recovering"),
+      sent("openai/gpt-4o", 40_000),
+      sent("other", 40_000)
+    ]
+    for (const event of events) RunSummary.record(stats, event)
+    stats.finishedAt = 40_000
+    const queue = stats.queues.get("openai/gpt-4o")!
+    expect(queue.rate).toEqual({
+      steps: [{ at: 0, queriesPerMinute: 1200 }, { at: 10_000, queriesPerMinute: 840 }, { at: 20_000, queriesPerMinute: 1200 }],
+      lowest: 840,
+      lowered: 1
+    })
+    // 10 s of 40 at 840, the rest at 1,200
+    expect(RunSummary.meanEffectiveQpm(queue)).toBeCloseTo(1110, 9)
+    const lines = RunSummary.format(stats)
+    // appended last; a queue whose rate never moved has no line
+    expect(lines.at(-1)).toBe(
+      `effective rate of openai/gpt-4o: configured 1200.0 QPM, lowest 840.0, mean 1110.0, final 1200.0 (lowered 1 time by "slow down" answers)`
+    )
+    expect(lines.filter((line) => line.startsWith("effective rate"))).toHaveLength(1)
+    expect(RunSummary.logMessage(rate(10_000, 840, "rate_limited"))).toBe(
+      `Rate of queue openai/gpt-4o: 840.0 QPM of 1200.0 (lowered after a "slow down")`
+    )
+  })
 })

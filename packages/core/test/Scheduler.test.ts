@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Random, Stream, TestClock } from "effect"
+import { Chunk, Clock, Effect, Fiber, Random, Stream, TestClock } from "effect"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type { IdentifiedRecord } from "../src/PromptRecord.js"
@@ -120,8 +120,11 @@ describe("Scheduler", () => {
       respond: () => new RateLimitError({ message: "429 Too Many Requests" })
     })
     return Effect.gen(function*() {
-      const done = yield* runAll([{ key: "q", queriesPerMinute: 60, records: Stream.fromIterable(records(1)) }], { maxAttempts: 3 })
-        .pipe(Effect.withRandomFixed([0.5]))
+      // the rate stays put (`adaptiveRate: false`): this is about the attempts and the wording
+      const done = yield* runAll([{ key: "q", queriesPerMinute: 60, records: Stream.fromIterable(records(1)) }], {
+        maxAttempts: 3,
+        adaptiveRate: false
+      }).pipe(Effect.withRandomFixed([0.5]))
       // three attempts; each 429 pauses the queue (0.75 s, then 1.5 s from t=1 s) and the retry
       // takes the first slot after the pause that keeps the 60 QPM grid
       expect(mock.calls.map((c) => c.at)).toEqual([0, 1000, 2500])
@@ -194,10 +197,11 @@ describe("Scheduler", () => {
       })
       const other = MockProvider.make("other", { latency: "100 millis" })
       return Effect.gen(function*() {
+        // the rate stays put (`adaptiveRate: false`; see "adaptive rate" below for the other case)
         const { done, events } = yield* runWithEvents([
           { key: "limited", queriesPerMinute: 60, records: Stream.fromIterable(records(6, "limited")) },
           { key: "other", queriesPerMinute: 60, records: Stream.fromIterable(records(10, "other")) }
-        ])
+        ], { adaptiveRate: false })
         // id 1 is sent at 1 s and answers 429 at 1.1 s: nothing is sent on its queue until 6.1 s
         const times = MockProvider.callTimes(limited)
         expect(times.filter((t) => t > 1100 && t < 6100)).toEqual([])
@@ -211,7 +215,7 @@ describe("Scheduler", () => {
         expect(MockProvider.callTimes(other)).toEqual([0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000])
         const paused = events.filter((e) => e._tag === "Paused")
         expect(paused).toEqual([
-          expect.objectContaining({ queue: "limited", id: "1", at: 1100, until: 6100, reason: "retry_after", level: 1 })
+          expect.objectContaining({ queue: "limited", id: "1", at: 1100, until: 6100, reason: "retry_after", level: 0 })
         ])
         expect(done.every((r) => r.response === "ok" || r.response === "mock response to " + String(r.id))).toBe(true)
         expect(done.find((r) => r.id === "1" && r.api === "limited")?.attempts).toBe(2)
@@ -228,15 +232,22 @@ describe("Scheduler", () => {
         const { events } = yield* runWithEvents([
           { key: "q", queriesPerMinute: 600, records: Stream.fromIterable(records(3)) }
         ])
-        // sent at 0, 100, 200; answered at 1000, 1100, 1200: each retry-after pushes the end a little
+        // sent at 0, 100, 200; answered at 1000, 1100, 1200: each retry-after pushes the end a
+        // little; a retry-after is no step of the backoff (level 0)
         const paused = events.filter((e) => e._tag === "Paused")
         expect(paused.map((e) => e._tag === "Paused" && [e.at, e.until, e.level])).toEqual([
-          [1000, 3000, 1],
-          [1100, 3100, 1],
-          [1200, 3200, 1]
+          [1000, 3000, 0],
+          [1100, 3100, 0],
+          [1200, 3200, 0]
         ])
+        // one episode: the rate is lowered once, to 420 QPM (a send every 142.9 ms)
+        const rates = events.flatMap((e) => e._tag === "RateChanged" ? [[e.at, e.queriesPerMinute, e.reason]] : [])
+        expect(rates[0]).toEqual([1000, 420, "rate_limited"])
+        expect(rates.filter(([, , reason]) => reason === "rate_limited")).toHaveLength(1)
         const times = MockProvider.callTimes(mock)
-        expect(times).toEqual([0, 100, 200, 3200, 3300, 3400])
+        expect(times.slice(0, 4)).toEqual([0, 100, 200, 3200])
+        expect(times[4]).toBeCloseTo(3200 + 60_000 / 420, 6)
+        expect(times[5]).toBeCloseTo(3200 + 2 * 60_000 / 420, 6)
         expectPaced(times, 600)
       }).pipe(Effect.provide(MockProvider.layer(mock)))
     })
@@ -270,9 +281,10 @@ describe("Scheduler", () => {
       })
       const capped = MockProvider.make("capped", { respond: () => new RateLimitError({ message: "429" }) })
       return Effect.gen(function*() {
+        // the rate stays put (`adaptiveRate: false`): this is about the backoff
         const { events } = yield* runWithEvents([
           { key: "q", queriesPerMinute: 6000, records: Stream.fromIterable(records(3)) }
-        ])
+        ], { adaptiveRate: false })
         const paused = events.flatMap((e) => e._tag === "Paused" ? [[e.id, e.at, e.until, e.level]] : [])
         // a retry goes ahead of prompts not yet sent: id 0 at 0 (level 1: 0.5 s), its retry at
         // 0.5 s (level 2: 1 s), its second retry succeeds at 1.5 s, so id 1's 429 at 1.51 s is
@@ -309,6 +321,99 @@ describe("Scheduler", () => {
         expectPaced(MockProvider.callTimes(flaky), 60)
       }).pipe(Effect.provide(MockProvider.layer(limited, flaky)))
     })
+  })
+
+  describe("adaptive rate", () => {
+    /**
+     * A server that allows `limit` requests per `windowMs` as a sliding window (a request is
+     * accepted when fewer than `limit` were accepted in the window before it; `retry-after`: until
+     * the oldest of them leaves the window).
+     */
+    const slidingWindow = (limit: number, windowMs: number) => {
+      const accepted: Array<number> = []
+      let oldest = 0
+      return (now: number): number | undefined => {
+        while (oldest < accepted.length && accepted[oldest]! <= now - windowMs) oldest++
+        if (accepted.length - oldest < limit) {
+          accepted.push(now)
+          return undefined
+        }
+        return accepted[oldest]! + windowMs - now
+      }
+    }
+
+    /**
+     * A server that allows `perMinute` requests as a token bucket of `capacity` refilled
+     * continuously (as OpenAI's limits behave: `retry-after` is the time to the next token).
+     */
+    const tokenBucket = (perMinute: number, capacity: number) => {
+      let tokens = capacity
+      let at = 0
+      return (now: number): number | undefined => {
+        tokens = Math.min(capacity, tokens + ((now - at) * perMinute) / 60_000)
+        at = now
+        if (tokens >= 1) {
+          tokens--
+          return undefined
+        }
+        return ((1 - tokens) * 60_000) / perMinute
+      }
+    }
+
+    /** `n` prompts at `qpm` against a limiter: 429s come back in 50 ms, answers in 1 s. */
+    const against = (limiter: (now: number) => number | undefined, n: number, qpm: number, options: Partial<Scheduler.SchedulerOptions> = {}) =>
+      Effect.gen(function*() {
+        const mock = MockProvider.make("mock", {
+          respond: () =>
+            Effect.gen(function*() {
+              const retryAfterMs = limiter(yield* Clock.currentTimeMillis)
+              if (retryAfterMs !== undefined) {
+                yield* Effect.sleep("50 millis")
+                return yield* new RateLimitError({ message: "429 Too Many Requests", retryAfterMs })
+              }
+              yield* Effect.sleep("1 second")
+              return "ok"
+            })
+        })
+        const { done, events } = yield* runWithEvents(
+          [{ key: "q", queriesPerMinute: qpm, records: Stream.fromIterable(records(n)) }],
+          { maxAttempts: 5, ...options }
+        ).pipe(Effect.provide(MockProvider.layer(mock)))
+        const sent = events.filter((e) => e._tag === "Sent").length
+        const limited = sent - done.filter((r) => r.error === undefined).length -
+          done.filter((r) => r.error !== undefined && r.error.kind !== "rate_limited").length
+        const rates = events.flatMap((e) => e._tag === "RateChanged" ? [e.queriesPerMinute] : [])
+        return { done, events, sent, limited, share: limited / sent, lowest: Math.min(qpm, ...rates) }
+      })
+
+    it.effect("done means: 1,200 QPM configured against a server that allows 300 a minute (sliding window): under 5 % 429s, none fails", () =>
+      Effect.gen(function*() {
+        const run = yield* against(slidingWindow(300, 60_000), 900, 1200)
+        console.log(`sliding window 300/min, 1,200 QPM configured: ${run.sent} requests, ${run.limited} 429s (${(100 * run.share).toFixed(1)} %), lowest rate ${run.lowest.toFixed(0)} QPM`)
+        expect(run.done).toHaveLength(900)
+        expect(run.done.filter((r) => r.error !== undefined)).toEqual([])
+        expect(run.share).toBeLessThan(0.05)
+      }), 60_000)
+
+    it.effect("done means, against a token bucket (300 a minute, 10 at once, as OpenAI's limits refill): under 5 % 429s, none fails", () =>
+      Effect.gen(function*() {
+        const run = yield* against(tokenBucket(300, 10), 900, 1200)
+        console.log(`token bucket 300/min, 1,200 QPM configured: ${run.sent} requests, ${run.limited} 429s (${(100 * run.share).toFixed(1)} %), lowest rate ${run.lowest.toFixed(0)} QPM`)
+        expect(run.done.filter((r) => r.error !== undefined)).toEqual([])
+        expect(run.share).toBeLessThan(0.05)
+        // it settles near the server's rate: the queue ran at about 300 a minute
+        const sends = run.events.flatMap((e) => e._tag === "Sent" ? [e.at] : [])
+        const perMinute = ((sends.length - 1) / (sends.at(-1)! - sends[0]!)) * 60_000
+        expect(perMinute).toBeGreaterThan(250)
+        expect(perMinute).toBeLessThan(320)
+      }), 60_000)
+
+    it.effect("without adapting, the same token bucket answers 429 to a large share (the issue's 574 of 1,243)", () =>
+      Effect.gen(function*() {
+        const run = yield* against(tokenBucket(300, 10), 300, 1200, { adaptiveRate: false })
+        console.log(`token bucket, not adapting: ${run.sent} requests, ${run.limited} 429s (${(100 * run.share).toFixed(1)} %)`)
+        expect(run.share).toBeGreaterThan(0.3)
+      }), 60_000)
   })
 
   describe("transient backoff", () => {
@@ -477,6 +582,7 @@ describe("Scheduler", () => {
           route: () => ({ key: "judge/q", queriesPerMinute: 60 }),
           maxAttempts: 3,
           timeout: "1 minute",
+          adaptiveRate: false,
           onEvent: (e) => Effect.sync(() => events.push(e))
         })
         const fiber = yield* Effect.forEach(records(3), (record) => path.send({ record }), { concurrency: "unbounded" }).pipe(

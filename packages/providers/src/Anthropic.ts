@@ -20,11 +20,16 @@
  *   source), and blocks already in Anthropic's own format pass through unchanged.
  *
  * `parameters` are passed to the API as given; as in prompto, `max_tokens` must be among them.
- * The text of the answer is the concatenation of its text blocks. `usage.prompt_tokens` counts
- * every input token billed: `input_tokens` plus the cache reads and writes, which are also
- * recorded as `cached_tokens` and `cache_write_tokens` when reported. The answer's
- * `anthropic-ratelimit-*` headers come back as the response's `rateLimit` (a 429's as the
- * `RateLimitError`'s), for pacing; they are not written into the record.
+ * The text of the answer is the concatenation of its text blocks. Its `tool_use` blocks (and
+ * the server's own `server_tool_use` and `mcp_tool_use`) are written as the record's
+ * `tool_calls`, each `{ id, name, arguments, raw }` (`arguments` is the block's `input`, `raw`
+ * the block as sent), and the text of its `thinking` blocks as `reasoning` (`redacted_thinking`
+ * blocks hold only encrypted data and are left out); for a multi-turn prompt both are lists, one
+ * entry per turn. `usage.prompt_tokens` counts every input token billed: `input_tokens` plus
+ * the cache reads and writes, which are also recorded as `cached_tokens` and
+ * `cache_write_tokens` when reported. The answer's `anthropic-ratelimit-*` headers come back as
+ * the response's `rateLimit` (a 429's as the `RateLimitError`'s), for pacing; they are not
+ * written into the record.
  *
  * @since 0.1.0
  */
@@ -36,6 +41,8 @@ import { Effect, Layer, Option, Redacted } from "effect"
 import * as Media from "./Media.js"
 import * as ModelConfig from "./ModelConfig.js"
 import * as ProviderFailure from "./ProviderFailure.js"
+import * as AnswerFields from "./internal/answerFields.js"
+import * as EmptyPrompt from "./internal/emptyPrompt.js"
 import * as RateLimitHeaders from "./internal/rateLimitHeaders.js"
 import * as UndiciFetch from "./internal/undiciFetch.js"
 import * as Usage from "./internal/usage.js"
@@ -227,7 +234,7 @@ const inspect = (record: PromptRecord.PromptRecord): Inspection => {
   if (typeof prompt === "string") {
     plan = { _tag: "Single", text: prompt }
   } else if (prompt.length === 0) {
-    promptProblems = ["the prompt is an empty list"]
+    promptProblems = [EmptyPrompt.message]
   } else if (isTurns(prompt)) {
     plan = { _tag: "Turns", turns: prompt }
   } else if (isMessages(prompt)) {
@@ -322,6 +329,7 @@ const readUsage = (usage: Json): Usage.Usage | undefined => {
 /** One answer as read from a Messages API response. */
 interface Answer {
   readonly text: string
+  readonly extras: AnswerFields.Extras
   readonly stopReason: string | null
   readonly model: string | undefined
   readonly usage: Usage.Usage | undefined
@@ -329,17 +337,28 @@ interface Answer {
   readonly rateLimit: Provider.RateLimitInfo | undefined
 }
 
+/** The content blocks that are calls of a tool: the client's, and those the API runs itself. */
+const toolUseBlocks: ReadonlyArray<string> = ["tool_use", "server_tool_use", "mcp_tool_use"]
+
 const malformed = (what: string) => new ProviderError.TransientError({ message: `${api}: malformed response: ${what}` })
 
 const readAnswer = (body: unknown, headers: Headers): Effect.Effect<Answer, ProviderError.TransientError> => {
   if (!isObject(body)) return Effect.fail(malformed(`expected a message object, got ${typeof body}`))
   if (!Array.isArray(body.content)) return Effect.fail(malformed("no \"content\" list"))
-  const text = body.content
-    .filter((block): block is Json => isObject(block) && block.type === "text" && typeof block.text === "string")
+  const blocks = body.content.filter(isObject)
+  const text = blocks
+    .filter((block) => block.type === "text" && typeof block.text === "string")
     .map((block) => block.text as string)
     .join("")
+  const toolCalls = blocks
+    .filter((block) => typeof block.type === "string" && toolUseBlocks.includes(block.type))
+    .map((block) => AnswerFields.toolCall(block.id, block.name, block.input, block))
+  const reasoning = AnswerFields.joinReasoning(
+    blocks.flatMap((block) => block.type === "thinking" && typeof block.thinking === "string" ? [block.thinking] : [])
+  )
   return Effect.succeed({
     text,
+    extras: { toolCalls, reasoning },
     stopReason: typeof body.stop_reason === "string" ? body.stop_reason : null,
     model: typeof body.model === "string" ? body.model : undefined,
     usage: isObject(body.usage) ? readUsage(body.usage) : undefined,
@@ -348,13 +367,13 @@ const readAnswer = (body: unknown, headers: Headers): Effect.Effect<Answer, Prov
 }
 
 /** The typed error for what the SDK threw; API errors carry Anthropic's own message. */
-const failure = (sdk: typeof AnthropicSdk, error: unknown): ProviderError.ProviderError => {
+const failure = (sdk: typeof AnthropicSdk, error: unknown, url: string): ProviderError.ProviderError => {
   if (error instanceof sdk.APIError && typeof error.status === "number") {
     const detail = error.apiMessage ?? error.message
     const kind = error.type === null ? "" : ` ${error.type}`
     return ProviderFailure.fromStatus(error.status, `${api}: ${error.status}${kind}: ${detail}`, error.headers)
   }
-  return ProviderFailure.fromUnknown(error, api)
+  return ProviderFailure.fromUnknown(error, api, url)
 }
 
 const toResponse = (answers: ReadonlyArray<Answer>, multiTurn: boolean): Provider.ProviderResponse => {
@@ -365,6 +384,7 @@ const toResponse = (answers: ReadonlyArray<Answer>, multiTurn: boolean): Provide
     ...(usage === undefined ? {} : { usage }),
     fields: {
       finish_reason: multiTurn ? answers.map((answer) => answer.stopReason) : last?.stopReason ?? null,
+      ...AnswerFields.fields(multiTurn ? answers.map((answer) => answer.extras) : last === undefined ? [] : [last.extras], multiTurn),
       ...(last?.model === undefined ? {} : { model: last.model })
     },
     // the latest word on the limits: earlier turns' headers are out of date
@@ -467,7 +487,7 @@ export const make = (): Provider.Provider => {
                 } as MessageCreateParamsNonStreaming,
                 { signal }
               ).withResponse(),
-            catch: (error) => failure(sdk, error)
+            catch: (error) => failure(sdk, error, client.baseURL)
           }).pipe(Effect.flatMap(({ data, response }) => readAnswer(data, response.headers)))
 
         switch (plan._tag) {

@@ -20,13 +20,14 @@
  * `safety_filter` (`none`, `few`, `some`/`default`, `most`; default `default`) sets the threshold
  * of prompto's four harm categories. `parameters` are generation config fields, in prompto's
  * snake_case or the SDK's camelCase (top-level keys are converted to camelCase, values go as
- * given).
+ * given), plus `tools` and `tool_config` for function calling.
  *
  * The completed record gets `safety_attributes` as prompto writes them (a list for a chat),
  * `finish_reason`, `model` (the served `modelVersion`) and `usage`, with `cached_tokens`
  * (`cachedContentTokenCount`) and `reasoning_tokens` (`thoughtsTokenCount`) when reported; thinking
  * tokens are billed output, so they are counted in `completion_tokens` too. A blocked response is
- * a success with `""`.
+ * a success with `""`. `functionCall` parts are written as `tool_calls` and thought summaries
+ * (`thinking_config: {"includeThoughts": true}`: nested keys in the SDK's camelCase) as `reasoning`.
  *
  * The SDK's retries are off (no `httpOptions.retryOptions`: `generateContent` makes one fetch)
  * and it has no timeout (no `httpOptions.timeout`); the scheduler's timeout aborts the request
@@ -34,7 +35,6 @@
  *
  * @since 0.1.0
  */
-import type { GoogleGenAI } from "@google/genai"
 import { Provider } from "@prompto/core"
 import { Effect, Layer } from "effect"
 import * as GoogleGenAi from "./internal/googleGenAi.js"
@@ -65,13 +65,21 @@ export const apiKeyVariable = "GEMINI_API_KEY"
 export const baseUrlVariable = "GEMINI_BASE_URL"
 
 /**
+ * The endpoint used when `GEMINI_BASE_URL` is not set (the SDK's default).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultBaseUrl = "https://generativelanguage.googleapis.com"
+
+/**
  * Makes the `gemini` provider. It keeps one SDK client per (key, endpoint), made on first use.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
-  const clients = new Map<string, GoogleGenAI>()
+  const clients = new Map<string, GoogleGenAi.Connection>()
   return GoogleGenAi.makeProvider({
     api,
     vertex: false,
@@ -87,7 +95,8 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
       Effect.gen(function*() {
         const apiKey = yield* ModelConfig.require(apiKeyVariable, modelName)
         const baseUrl = yield* GoogleGenAi.baseUrl(baseUrlVariable, modelName)
-        return yield* GoogleGenAi.cachedClient(clients, api, [apiKey, baseUrl ?? ""], (sdk) =>
+        const endpoint = baseUrl ?? defaultBaseUrl
+        return yield* GoogleGenAi.cachedClient(clients, api, [apiKey, baseUrl ?? ""], endpoint, (sdk) =>
           new sdk.GoogleGenAI({
             vertexai: false,
             apiKey,

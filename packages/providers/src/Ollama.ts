@@ -8,9 +8,12 @@
  * - a history of `{ role, content }` messages (roles `system`, `user`, `assistant`, keys exactly
  *   those two): one `POST {endpoint}/api/chat` with `{ model, messages, stream: false, options }`.
  *
- * `parameters` are sent as `options`, as given. The endpoint is `OLLAMA_API_ENDPOINT` (or
- * `OLLAMA_API_ENDPOINT_<model id>`), read per record, and parsed as the ollama client parses its
- * host (`localhost` is `http://localhost:11434`). prompto's ollama API takes no images (its
+ * `parameters` are sent as `options`, as given. Where a reply holds them, a chat message's
+ * `tool_calls` are written as the record's `tool_calls` (`{ id, name, arguments, raw }`) and a
+ * thinking model's `thinking` text as `reasoning`; for a multi-turn prompt both are lists, one
+ * entry per turn. The endpoint is `OLLAMA_API_ENDPOINT` (or `OLLAMA_API_ENDPOINT_<model id>`),
+ * read per record, and parsed as the ollama client parses its host (`localhost` is
+ * `http://localhost:11434`). prompto's ollama API takes no images (its
  * messages must have exactly `role` and `content`), so neither does this one.
  *
  * Errors: "try pulling it first" (the model is not downloaded) and "invalid options" are
@@ -23,6 +26,8 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Either, Layer, Option, Schema } from "effect"
+import * as AnswerFields from "./internal/answerFields.js"
+import * as EmptyPrompt from "./internal/emptyPrompt.js"
 import * as HttpJson from "./internal/httpJson.js"
 import * as ProviderFailure from "./ProviderFailure.js"
 
@@ -99,7 +104,7 @@ const messageFault = (message: unknown, index: number): string | undefined => {
 export const plan = (prompt: PromptRecord.Prompt): Either.Either<Plan, string> => {
   if (typeof prompt === "string") return Either.right({ _tag: "Generate", prompt })
   const items: ReadonlyArray<unknown> = prompt
-  if (items.length === 0) return Either.left(`${shapeMessage} (the list is empty)`)
+  if (items.length === 0) return Either.left(EmptyPrompt.message)
   if (items.every((item) => typeof item === "string")) {
     return Either.right({ _tag: "Turns", turns: items as ReadonlyArray<string> })
   }
@@ -143,6 +148,7 @@ export const baseUrl = (endpoint: string): Option.Option<string> => {
  */
 export interface Reply {
   readonly text: string
+  readonly extras?: AnswerFields.Extras | undefined
   readonly model?: string | undefined
   readonly done_reason?: string | undefined
   readonly prompt_eval_count?: number | undefined
@@ -156,8 +162,24 @@ const Counts = {
   eval_count: Schema.optional(Schema.Number)
 }
 
-const GenerateReply = Schema.Struct({ response: Schema.String, ...Counts })
-const ChatReply = Schema.Struct({ message: Schema.Struct({ content: Schema.String }), ...Counts })
+const GenerateReply = Schema.Struct({ response: Schema.String, thinking: Schema.optional(Schema.String), ...Counts })
+const ChatReply = Schema.Struct({
+  message: Schema.Struct({
+    content: Schema.String,
+    thinking: Schema.optional(Schema.String),
+    tool_calls: Schema.optional(Schema.Array(Schema.Unknown))
+  }),
+  ...Counts
+})
+
+/** The tool calls of a chat message, `{ function: { name, arguments } }` each, and its thinking text. */
+const extrasOf = (toolCalls: ReadonlyArray<unknown> | undefined, thinking: string | undefined): AnswerFields.Extras => ({
+  toolCalls: (toolCalls ?? []).filter(HttpJson.isRecord).map((call) => {
+    const body = HttpJson.isRecord(call.function) ? call.function : {}
+    return AnswerFields.toolCall(call.id, body.name, AnswerFields.parseArguments(body.arguments), call)
+  }),
+  reasoning: thinking === undefined ? undefined : AnswerFields.joinReasoning([thinking])
+})
 
 /**
  * The errors prompto does not retry, recognised by the server's message: a model that is not
@@ -235,10 +257,14 @@ export const toResponse = (replies: ReadonlyArray<Reply>, multiTurn: boolean): P
     ...(last?.done_reason === undefined ? {} : { finish_reason: last.done_reason }),
     ...(last?.model === undefined ? {} : { model: last.model })
   }
+  const extras = AnswerFields.fields(
+    (multiTurn ? replies : last === undefined ? [] : [last]).map((reply) => reply.extras ?? AnswerFields.none),
+    multiTurn
+  )
   return {
     response: multiTurn ? replies.map((reply) => reply.text) : last?.text ?? "",
     ...(usage === undefined ? {} : { usage }),
-    fields
+    fields: { ...fields, ...extras }
   }
 }
 
@@ -272,13 +298,13 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
   const generate = (base: string, model: string, prompt: string, options: unknown) =>
     Effect.map(
       post(`${base}/api/generate`, { model, prompt, stream: false, options }, GenerateReply, model),
-      ({ response, ...rest }): Reply => ({ text: response, ...rest })
+      ({ response, thinking, ...rest }): Reply => ({ text: response, extras: extrasOf(undefined, thinking), ...rest })
     )
 
   const chat = (base: string, model: string, messages: ReadonlyArray<Message>, options: unknown) =>
     Effect.map(
       post(`${base}/api/chat`, { model, messages, stream: false, options }, ChatReply, model),
-      ({ message, ...rest }): Reply => ({ text: message.content, ...rest })
+      ({ message, ...rest }): Reply => ({ text: message.content, extras: extrasOf(message.tool_calls, message.thinking), ...rest })
     )
 
   const check = (record: PromptRecord.PromptRecord): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
@@ -292,6 +318,7 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
 
   const query = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError> =>
     Effect.gen(function*() {
+      if (EmptyPrompt.is(record.prompt)) return yield* EmptyPrompt.error()
       const planned = plan(record.prompt)
       if (Either.isLeft(planned)) {
         return yield* new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${planned.left}` })

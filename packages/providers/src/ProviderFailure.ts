@@ -1,7 +1,8 @@
 /**
  * Turning what an SDK or HTTP client threw into the core's typed errors, the same way for every
  * API: 429 and overload (529) are rate limits carrying `retry-after`; 408, 409, 5xx, connection
- * failures and malformed bodies are transient; 400, 401, 403, 404, 422 are permanent.
+ * failures and malformed bodies are transient; 400, 401, 403, 404, 422 are permanent. A
+ * connection failure names the URL and the network error code, whichever SDK wrapped it.
  *
  * @since 0.1.0
  */
@@ -76,20 +77,114 @@ const isProviderError = (error: unknown): error is ProviderError.ProviderError =
   error instanceof ProviderError.RateLimitError || error instanceof ProviderError.TransientError ||
   error instanceof ProviderError.RequestTimeoutError || error instanceof ProviderError.PermanentError
 
+/** Codes of a connection that was made and then broke, rather than one never made. */
+const lostCodes: ReadonlySet<string> = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ECONNABORTED",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "UND_ERR_ABORTED"
+])
+
+/** A network error code as Node (`ECONNREFUSED`, `ENOTFOUND`, ...) and undici (`UND_ERR_*`) set them. */
+const networkCode = /^(E[A-Z0-9_]+|UND_ERR_[A-Z0-9_]+|[A-Z_]*CERT[A-Z_]*)$/
+
+interface Cause {
+  readonly code?: unknown
+  readonly message?: unknown
+  readonly name?: unknown
+  readonly cause?: unknown
+  readonly errors?: unknown
+}
+
 /**
- * The typed error for anything an SDK or HTTP client threw. Errors with an HTTP `status` are
- * classified by it; connection failures, aborted or malformed responses are transient.
+ * The first network error code in an error's `cause` chain (the SDKs wrap undici's error, which
+ * may wrap the socket's; Node's happy eyeballs gives an `AggregateError` of one per address).
+ */
+const codeOf = (error: unknown, depth = 0): string | undefined => {
+  if (typeof error !== "object" || error === null || depth > 8) return undefined
+  const e = error as Cause
+  if (typeof e.code === "string" && networkCode.test(e.code)) return e.code
+  if (Array.isArray(e.errors)) {
+    for (const each of e.errors) {
+      const code = codeOf(each, depth + 1)
+      if (code !== undefined) return code
+    }
+  }
+  return codeOf(e.cause, depth + 1)
+}
+
+/** The innermost message of a `cause` chain (e.g. fetch's "bad port" under "fetch failed"). */
+const innermostMessage = (error: unknown): string | undefined => {
+  let message: string | undefined
+  let current: unknown = error
+  for (let depth = 0; typeof current === "object" && current !== null && depth <= 8; depth++) {
+    const e = current as Cause
+    if (typeof e.message === "string" && e.message !== "") message = e.message
+    current = e.cause
+  }
+  return message
+}
+
+/**
+ * Whether an error means the request never got an HTTP answer: the SDKs' `APIConnectionError`,
+ * `fetch`'s `TypeError: fetch failed`, or any error with a network code in its chain.
+ */
+const isConnectionFailure = (error: unknown, code: string | undefined): boolean => {
+  if (code !== undefined) return true
+  const e = error as Cause | undefined
+  const name = typeof e?.name === "string" ? e.name : ""
+  const constructorName = (error as { constructor?: { name?: unknown } } | undefined)?.constructor?.name
+  return constructorName === "APIConnectionError" || name === "APIConnectionError" ||
+    (error instanceof TypeError && e?.message === "fetch failed")
+}
+
+/**
+ * The message for a request that got no HTTP answer, naming the URL and the network error code
+ * (`openai: cannot connect to http://127.0.0.1:9/v1 (ECONNREFUSED)`); a connection that broke
+ * midway says it was lost. Without a code, the innermost cause's message stands in for it.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const connectionMessage = (api: string, url: string | undefined, code: string | undefined, detail?: string): string => {
+  const where = url === undefined || url === "" ? "the server" : url
+  const why = code ?? detail
+  const suffix = why === undefined ? "" : ` (${why})`
+  return code !== undefined && lostCodes.has(code)
+    ? `${api}: lost the connection to ${where}${suffix}`
+    : `${api}: cannot connect to ${where}${suffix}`
+}
+
+/**
+ * The transient error for a request that got no HTTP answer (`error` is what the client threw,
+ * or its cause), naming `url` and the network error code found in its cause chain.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const fromUnknown = (error: unknown, api: string): ProviderError.ProviderError => {
+export const fromConnection = (error: unknown, api: string, url?: string): ProviderError.TransientError =>
+  new ProviderError.TransientError({ message: connectionMessage(api, url, codeOf(error), innermostMessage(error)) })
+
+/**
+ * The typed error for anything an SDK or HTTP client threw. Errors with an HTTP `status` are
+ * classified by it; connection failures (named with `url`, the endpoint the client was sending
+ * to, and the error code found in the cause chain), aborted or malformed responses are
+ * transient.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromUnknown = (error: unknown, api: string, url?: string): ProviderError.ProviderError => {
   if (isProviderError(error)) return error
   const e = error as { status?: unknown; code?: unknown; headers?: unknown; message?: unknown; name?: unknown; cause?: unknown }
   const message = typeof e?.message === "string" && e.message !== "" ? e.message : String(error)
   if (typeof e?.status === "number" && e.status >= 400) {
     return fromStatus(e.status, `${api}: ${message}`, e.headers as HeadersLike | undefined)
   }
+  // the SDKs' own message ("Connection error.", "fetch failed") says nothing: name the cause's
+  if (isConnectionFailure(error, codeOf(error))) return fromConnection(error, api, url)
   const name = typeof e?.name === "string" ? e.name : "Error"
   return new ProviderError.TransientError({ message: `${api}: ${name === "Error" ? "" : `${name}: `}${message}` })
 }

@@ -20,6 +20,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Layer, Option, Schema } from "effect"
+import * as EmptyPrompt from "./internal/emptyPrompt.js"
 import * as HttpJson from "./internal/httpJson.js"
 import * as ProviderFailure from "./ProviderFailure.js"
 
@@ -40,13 +41,18 @@ export const api = "quart"
 export const endpointVariable = "QUART_API_ENDPOINT"
 
 /**
- * prompto's message for a prompt that is not a string, or `undefined` for a string.
+ * prompto's message for a prompt that is not a string (the one every API gives for an empty
+ * list), or `undefined` for a string.
  *
  * @since 0.1.0
  * @category checks
  */
 export const promptProblem = (prompt: PromptRecord.Prompt): string | undefined =>
-  typeof prompt === "string" ? undefined : "if api == 'quart', then prompt must be a string, not a list"
+  typeof prompt === "string"
+    ? undefined
+    : EmptyPrompt.is(prompt)
+    ? EmptyPrompt.message
+    : "if api == 'quart', then prompt must be a string, not a list"
 
 /**
  * The URL of the `generate` route for an endpoint value (an http(s) URL; a trailing `/` is
@@ -99,6 +105,7 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
 
   const query = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError> =>
     Effect.gen(function*() {
+      if (EmptyPrompt.is(record.prompt)) return yield* EmptyPrompt.error()
       const problem = promptProblem(record.prompt)
       if (problem !== undefined) {
         return yield* new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${problem}` })

@@ -26,6 +26,7 @@
  */
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Layer } from "effect"
+import * as EmptyPrompt from "./internal/emptyPrompt.js"
 
 /**
  * The `api` value this provider answers.
@@ -219,14 +220,15 @@ const isNonNegativeInteger = (value: unknown): boolean =>
   typeof value === "number" && Number.isInteger(value) && value >= 0
 
 /**
- * Checks the parameters the test API reads; any prompt shape is accepted.
+ * Checks the parameters the test API reads. Any prompt shape is accepted but an empty list,
+ * which every API refuses with the same words.
  *
  * @since 0.1.0
  * @category utils
  */
 export const check = (record: PromptRecord.PromptRecord): ReadonlyArray<Provider.RecordProblem> => {
   const parameters = record.parameters ?? {}
-  const problems: Array<Provider.RecordProblem> = []
+  const problems: Array<Provider.RecordProblem> = EmptyPrompt.is(record.prompt) ? [EmptyPrompt.problem] : []
   const numberKeys = ["latency_ms", "retry_after_ms"] as const
   for (const key of numberKeys) {
     if (key in parameters && !isNonNegativeNumber(parameters[key])) {
@@ -271,6 +273,7 @@ export const make = (): Provider.Provider => {
     check: (record) => Effect.sync(() => check(record)),
     query: (record) =>
       Effect.gen(function*() {
+        if (EmptyPrompt.is(record.prompt)) return yield* EmptyPrompt.error()
         const parameters = record.parameters ?? {}
         const latency = Math.max(0, numberParameter(parameters, "latency_ms", defaultLatencyMs))
         const rateLimited = numberParameter(parameters, "rate_limit_attempts", 0)

@@ -26,7 +26,7 @@
  *
  * @since 0.1.0
  */
-import type { GoogleGenAI, GoogleGenAIOptions } from "@google/genai"
+import type { GoogleGenAIOptions } from "@google/genai"
 import { Provider, ProviderError } from "@prompto/core"
 import { Config, Effect, Layer, Option } from "effect"
 import * as GoogleGenAi from "./internal/googleGenAi.js"
@@ -71,6 +71,16 @@ export const baseUrlVariable = "VERTEXAI_BASE_URL"
  * @category constants
  */
 export const defaultLocation = "us-central1"
+
+/**
+ * The endpoint the SDK sends to when `VERTEXAI_BASE_URL` is not set: the location's regional
+ * endpoint (the global one for `global`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const defaultBaseUrl = (location: string): string =>
+  location === "global" ? "https://aiplatform.googleapis.com" : `https://${location}-aiplatform.googleapis.com`
 
 /**
  * Options of the provider.
@@ -151,7 +161,7 @@ const classify = (error: unknown): ProviderError.ProviderError | undefined => {
  */
 export const make = (options: Options = {}): Effect.Effect<Provider.Provider> =>
   Effect.sync(() => {
-    const clients = new Map<string, GoogleGenAI>()
+    const clients = new Map<string, GoogleGenAi.Connection>()
     return GoogleGenAi.makeProvider({
       api,
       vertex: true,
@@ -170,7 +180,8 @@ export const make = (options: Options = {}): Effect.Effect<Provider.Provider> =>
           }
           const location = yield* locationOf(modelName)
           const baseUrl = yield* GoogleGenAi.baseUrl(baseUrlVariable, modelName)
-          return yield* GoogleGenAi.cachedClient(clients, api, [project.value, location, baseUrl ?? ""], (sdk) =>
+          const endpoint = baseUrl ?? defaultBaseUrl(location)
+          return yield* GoogleGenAi.cachedClient(clients, api, [project.value, location, baseUrl ?? ""], endpoint, (sdk) =>
             new sdk.GoogleGenAI({
               vertexai: true,
               project: project.value,

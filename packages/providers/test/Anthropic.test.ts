@@ -5,10 +5,12 @@ import { ConfigProvider, Effect, Either, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Anthropic from "../src/Anthropic.js"
 import * as AnthropicServer from "./servers/AnthropicServer.js"
 
-const fixtures = "/work/shared/fixtures/prompto-examples"
+/** prompto's example files, copied into the repository (`test/fixtures/prompto-examples`). */
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../test/fixtures/prompto-examples")
 const exampleFile = path.join(fixtures, "anthropic/data/input/anthropic-example.jsonl")
 const multimodalFile = path.join(fixtures, "anthropic/data/input/anthropic-multimodal-example.jsonl")
 const evaluationFile = path.join(fixtures, "evaluation/data/input/evaluation-example.jsonl")
@@ -159,15 +161,68 @@ describe("Anthropic", () => {
           })
         })))
 
-    it.scopedLive("concatenates the text blocks of an answer and skips other blocks", () =>
+    it.scopedLive("concatenates the text blocks of an answer; thinking blocks are kept as reasoning, not in the text", () =>
       withServer((server, provider) =>
         Effect.gen(function*() {
           server.enqueue({
             _tag: "Message",
             text: ["Hello, ", "world", "!"],
-            extraBlocks: [{ type: "thinking", thinking: "Let me think", signature: "sig" }]
+            extraBlocks: [
+              AnthropicServer.thinkingBlock("Let me think. "),
+              { type: "redacted_thinking", data: "EmwKAhgBEgy3va3pzix" },
+              AnthropicServer.thinkingBlock("A greeting it is.")
+            ]
           })
-          expect((yield* provider.query(record("hi"))).response).toBe("Hello, world!")
+          const response = yield* provider.query(record("hi", { max_tokens: 2048, thinking: { type: "enabled", budget_tokens: 1024 } }))
+          expect(response.response).toBe("Hello, world!")
+          expect(response.fields).toEqual({ finish_reason: "end_turn", reasoning: "Let me think. A greeting it is.", model: haiku })
+          expect(server.requests[0]!.body.thinking).toEqual({ type: "enabled", budget_tokens: 1024 })
+        })))
+
+    it.scopedLive("a tool_use answer keeps its calls as tool_calls (input as arguments, the block as raw); response is its text", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const weather = AnthropicServer.toolUseBlock("toolu_01A", "get_weather", { location: "Paris" })
+          const time = AnthropicServer.toolUseBlock("toolu_01B", "get_time", {})
+          server.enqueue(
+            { _tag: "Message", text: [], trailingBlocks: [weather, time], stopReason: "tool_use" },
+            { _tag: "Message", text: "Let me check.", trailingBlocks: [weather], stopReason: "tool_use" }
+          )
+          const tools = [{ name: "get_weather", input_schema: { type: "object" } }]
+          const only = yield* provider.query(record("Weather and time in Paris?", { max_tokens: 100, tools }))
+          expect(only.response).toBe("")
+          expect(only.fields).toEqual({
+            finish_reason: "tool_use",
+            tool_calls: [
+              { id: "toolu_01A", name: "get_weather", arguments: { location: "Paris" }, raw: weather },
+              { id: "toolu_01B", name: "get_time", arguments: {}, raw: time }
+            ],
+            model: haiku
+          })
+          expect(server.requests[0]!.body.tools).toEqual(tools)
+          const withText = yield* provider.query(record("Weather?", { max_tokens: 100, tools }))
+          expect(withText.response).toBe("Let me check.")
+          expect(withText.fields?.tool_calls).toEqual([
+            { id: "toolu_01A", name: "get_weather", arguments: { location: "Paris" }, raw: weather }
+          ])
+        })))
+
+    it.scopedLive("a multi-turn chat keeps tool_calls and reasoning per turn", () =>
+      withServer((server, provider) =>
+        Effect.gen(function*() {
+          const call = AnthropicServer.toolUseBlock("toolu_2", "calc", { expression: "2+2" })
+          server.enqueue(
+            { _tag: "Message", text: "Hi.", extraBlocks: [AnthropicServer.thinkingBlock("greet")] },
+            { _tag: "Message", text: "Computing.", trailingBlocks: [call], stopReason: "tool_use" }
+          )
+          const response = yield* provider.query(record(["hello", "what is 2+2?"]))
+          expect(response.response).toEqual(["Hi.", "Computing."])
+          expect(response.fields).toEqual({
+            finish_reason: ["end_turn", "tool_use"],
+            tool_calls: [[], [{ id: "toolu_2", name: "calc", arguments: { expression: "2+2" }, raw: call }]],
+            reasoning: ["greet", null],
+            model: haiku
+          })
         })))
 
     it.scopedLive("sends a list of strings turn by turn with the history, and answers with a list", () =>
@@ -341,6 +396,13 @@ describe("Anthropic", () => {
             ["ANTHROPIC_BASE_URL", "not a url"]
           ])))
           expect(badUrl).toMatchObject({ _tag: "PermanentError", reason: "configuration" })
+
+          const empty = yield* failure(provider.query(record([])))
+          expect(empty).toMatchObject({
+            _tag: "PermanentError",
+            reason: "validation",
+            message: "prompt: the list is empty: give at least one turn or message"
+          })
           expect(server.requests).toHaveLength(0)
         })))
   })
@@ -469,6 +531,16 @@ describe("Anthropic", () => {
           expect(server.requests).toHaveLength(3)
         })))
 
+    it.scopedLive("a refused connection is transient and names the endpoint and the error code", () =>
+      Effect.gen(function*() {
+        const closed = yield* Effect.scoped(Effect.map(AnthropicServer.start(), (server) => server.url))
+        const error = yield* failure(
+          Anthropic.make().query(record("hi")).pipe(config([["ANTHROPIC_API_KEY", "test-key"], ["ANTHROPIC_BASE_URL", closed]]))
+        )
+        expect(error).toBeInstanceOf(ProviderError.TransientError)
+        expect(error.message).toBe(`anthropic: cannot connect to ${closed} (ECONNREFUSED)`)
+      }))
+
     it.scopedLive("a hang is cut by the timeout and the HTTP request is aborted", () =>
       withServer((server, provider) =>
         Effect.gen(function*() {
@@ -516,7 +588,7 @@ describe("Anthropic", () => {
           [[{ role: "user", content: [{ text: "no type" }] }], "needs a \"type\""],
           [[{ role: "system", content: [{ type: "image", source: { media: "a.jpg" } }] }, { role: "user", content: "hi" }], "system message's content"],
           [[{ role: "system", content: "only a system message" }], "at least one user or assistant message"],
-          [[], "empty"]
+          [[], "the list is empty: give at least one turn or message"]
         ]
         for (const [prompt, message] of bad) {
           const problems = yield* check(record(prompt))
@@ -560,6 +632,20 @@ describe("Anthropic", () => {
         expect(JSON.stringify(other)).not.toContain("sk-secret-value")
         const badUrl = yield* provider.check(record("hi")).pipe(config([["ANTHROPIC_API_KEY", "k"], ["ANTHROPIC_BASE_URL", "ftp://x"]]))
         expect(badUrl).toEqual([{ key: "api", message: expect.stringContaining("\"ANTHROPIC_BASE_URL\"") }])
+      }))
+
+    it.effect("a bad prompt shape, a missing max_tokens and a missing key are all reported", () =>
+      Effect.gen(function*() {
+        const problems = yield* Anthropic.make().check(record([{ role: "model", content: "hi" }], {})).pipe(config([]))
+        expect(keys(problems)).toEqual(["prompt", "parameters.max_tokens", "api"])
+        const empty = yield* Anthropic.make().check(record([])).pipe(config([]))
+        expect(empty).toEqual([
+          { key: "prompt", message: "the list is empty: give at least one turn or message" },
+          {
+            key: "api",
+            message: "at least one of the environment variables \"ANTHROPIC_API_KEY_claude_3_haiku_20240307\", \"ANTHROPIC_API_KEY\" must be set"
+          }
+        ])
       }))
 
     it.effect("reports media files missing from the media folder", () =>

@@ -9,9 +9,8 @@ import { fileURLToPath } from "node:url"
 import * as AzureOpenAi from "../src/AzureOpenAi.js"
 import * as OpenAiServer from "./servers/OpenAiServer.js"
 
-const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../shared/fixtures/prompto-examples")
-/** prompto's examples are beside the repository in development; their tests skip without them. */
-const examplesPresent = fs.existsSync(examples)
+/** prompto's example files, copied into the repository (`test/fixtures/prompto-examples`). */
+const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../test/fixtures/prompto-examples")
 const mediaDir = path.join(examples, "openai", "data", "media")
 const base64Of = (file: string) => fs.readFileSync(path.join(mediaDir, file)).toString("base64")
 
@@ -193,11 +192,50 @@ describe("AzureOpenAi", () => {
         expect(error).toBeInstanceOf(ProviderError.RateLimitError)
         expect(error).toMatchObject({ retryAfterMs: 2000, rateLimit: { remainingRequests: 0, remainingTokens: 5_000 } })
       }).pipe(Effect.scoped))
+
+    it.live("a refused connection names the endpoint and the error code", () =>
+      Effect.gen(function*() {
+        const closed = yield* Effect.scoped(Effect.map(OpenAiServer.make(), (server) => server.url))
+        const provider = yield* AzureOpenAi.make
+        const error = yield* Effect.flip(
+          provider.query(record("hi")).pipe(withEnv({ AZURE_OPENAI_API_KEY: "az-key", AZURE_OPENAI_API_ENDPOINT: closed }))
+        )
+        expect(error).toBeInstanceOf(ProviderError.TransientError)
+        expect(error.message).toBe(`azure-openai: cannot connect to ${closed}/openai (ECONNREFUSED)`)
+      }))
+
+    it.live("tool calls and reasoning come back as the openai ones do", () =>
+      Effect.gen(function*() {
+        const server = yield* azure()
+        const provider = yield* AzureOpenAi.make
+        const call = OpenAiServer.toolCall("call_az", "lookup", { id: 7 })
+        server.enqueue(OpenAiServer.replies.answerWithMessage({ content: null, toolCalls: [call] }))
+        const response = yield* provider.query(record("find 7")).pipe(env(server))
+        expect(response.response).toBe("")
+        expect(response.fields).toEqual({
+          finish_reason: "tool_calls",
+          tool_calls: [{ id: "call_az", name: "lookup", arguments: { id: 7 }, raw: call }],
+          model: "gpt-4"
+        })
+      }).pipe(Effect.scoped))
   })
 
   describe("check", () => {
     const check = (input: PromptRecord.PromptRecord, entries: Readonly<Record<string, string>>) =>
       Effect.flatMap(AzureOpenAi.make, (provider) => provider.check(input)).pipe(withEnv(entries))
+
+    it.effect("a bad prompt shape and the missing variables are all reported; an empty list in the shared words", () =>
+      Effect.gen(function*() {
+        expect((yield* check(record([{ role: "user", parts: ["u"] }]), {})).map((problem) => problem.key)).toEqual([
+          "prompt",
+          "api",
+          "api"
+        ])
+        expect((yield* check(record([]), {}))[0]).toEqual({
+          key: "prompt",
+          message: "the list is empty: give at least one turn or message"
+        })
+      }))
 
     it.effect("requires the key and the endpoint, not the version", () =>
       Effect.gen(function*() {
@@ -233,7 +271,7 @@ describe("AzureOpenAi", () => {
       }))
   })
 
-  describe.skipIf(!examplesPresent)("end to end with Experiment.run on prompto's examples", () => {
+  describe("end to end with Experiment.run on prompto's examples", () => {
     const readJsonl = (file: string): Array<Record<string, any>> =>
       fs.readFileSync(file, "utf8").split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line))
     const input = (name: string) => readJsonl(path.join(examples, "azure-openai", "data", "input", `${name}.jsonl`))

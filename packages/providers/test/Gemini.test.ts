@@ -5,10 +5,12 @@ import { ConfigProvider, Effect, Either, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Gemini from "../src/Gemini.js"
 import * as GeminiServer from "./servers/GeminiServer.js"
 
-const fixtures = "/work/shared/fixtures/prompto-examples"
+/** prompto's example files, copied into the repository (`test/fixtures/prompto-examples`). */
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../test/fixtures/prompto-examples")
 const imagesFolder = path.join(fixtures, "openai/data/media")
 const model = "gemini-1.5-flash"
 
@@ -165,6 +167,53 @@ describe("Gemini", () => {
             total_tokens: (12 + 10) + 26,
             cached_tokens: 5,
             reasoning_tokens: 10
+          })
+        })))
+
+    it.live("thought parts are kept as reasoning, out of the text; functionCall parts as tool_calls (args as arguments, the part as raw)", () =>
+      withGemini((provider, server) =>
+        Effect.gen(function*() {
+          const call = GeminiServer.functionCallPart("get_weather", { city: "Rome" }, "fc_1")
+          const plain = GeminiServer.functionCallPart("get_time", { zone: "CET" })
+          server.enqueue({
+            _tag: "Json",
+            body: GeminiServer.textResponse("", {
+              parts: [GeminiServer.thoughtPart("The user wants the weather. "), GeminiServer.thoughtPart("Call the tool."), call, plain],
+              usage: { prompt: 8, candidates: 5, thoughts: 30 }
+            })
+          })
+          const tools = [{ functionDeclarations: [{ name: "get_weather" }] }]
+          const response = yield* provider.query(record("Weather in Rome?", { parameters: { tools } }))
+          expect(response.response).toBe("")
+          expect(response.fields).toMatchObject({
+            finish_reason: "STOP",
+            tool_calls: [
+              { id: "fc_1", name: "get_weather", arguments: { city: "Rome" }, raw: call },
+              { name: "get_time", arguments: { zone: "CET" }, raw: plain }
+            ],
+            reasoning: "The user wants the weather. Call the tool."
+          })
+          expect((response.fields?.tool_calls as ReadonlyArray<object>)[1]).not.toHaveProperty("id")
+          expect(response.usage).toMatchObject({ reasoning_tokens: 30 })
+          expect(server.requests[0]!.body.tools).toEqual(tools)
+          // a plain answer adds neither key
+          const text = yield* provider.query(record("hi"))
+          expect(Object.keys(text.fields ?? {})).toEqual(["safety_attributes", "finish_reason", "model"])
+        })))
+
+    it.live("a chat sent turn by turn keeps tool_calls and reasoning per turn", () =>
+      withGemini((provider, server) =>
+        Effect.gen(function*() {
+          const call = GeminiServer.functionCallPart("calc", { x: 2 })
+          server.enqueue(
+            { _tag: "Json", body: GeminiServer.textResponse("", { parts: [GeminiServer.thoughtPart("hmm"), { text: "Hello." }] }) },
+            { _tag: "Json", body: GeminiServer.textResponse("", { parts: [{ text: "Calling." }, call] }) }
+          )
+          const response = yield* provider.query(record(["hi", "2+2?"]))
+          expect(response.response).toEqual(["Hello.", "Calling."])
+          expect(response.fields).toMatchObject({
+            tool_calls: [[], [{ name: "calc", arguments: { x: 2 }, raw: call }]],
+            reasoning: ["hmm", null]
           })
         })))
 
@@ -350,6 +399,17 @@ describe("Gemini", () => {
           expect((yield* provider.query(record("again"))).response).toBe("gemini-1.5-flash says: again")
         })))
 
+    it.live("a refused connection is transient and names the endpoint and the error code", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const closed = yield* Effect.scoped(Effect.map(GeminiServer.make, (server) => server.url))
+        const provider = yield* Gemini.make
+        const error = yield* failure(provider.query(record("hi"))).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["GEMINI_API_KEY", "k"], ["GEMINI_BASE_URL", closed]])))
+        )
+        expect(error).toBeInstanceOf(ProviderError.TransientError)
+        expect(error.message).toBe(`gemini: cannot connect to ${closed} (ECONNREFUSED)`)
+      })))
+
     it.live("a missing key fails with a configuration error before anything is sent", () =>
       Effect.scoped(Effect.gen(function*() {
         const server = yield* GeminiServer.make
@@ -370,6 +430,12 @@ describe("Gemini", () => {
           expect(error.message).toContain("if api == 'gemini', then the prompt must be")
           const filter = yield* failure(provider.query(record("hi", { safety_filter: "lots" })))
           expect(filter).toMatchObject({ _tag: "PermanentError", reason: "validation" })
+          const empty = yield* failure(provider.query(record([])))
+          expect(empty).toMatchObject({
+            _tag: "PermanentError",
+            reason: "validation",
+            message: "prompt: the list is empty: give at least one turn or message"
+          })
           expect(server.requests).toHaveLength(0)
         })))
   })
@@ -419,6 +485,23 @@ describe("Gemini", () => {
         expect(badUrl.map((problem) => problem.key)).toEqual(["api"])
         expect(badUrl[0]!.message).toContain("\"GEMINI_BASE_URL\" is not an http(s) URL")
         expect(JSON.stringify(badUrl)).not.toContain("localhost:8080")
+      }))
+
+    it.live("check reports a bad prompt shape and the missing key together; an empty list in the words every API uses", () =>
+      Effect.gen(function*() {
+        const provider = yield* Gemini.make
+        const noKey = Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        const missingKey = {
+          key: "api",
+          message: "at least one of the environment variables \"GEMINI_API_KEY_gemini_1_5_flash\", \"GEMINI_API_KEY\" must be set"
+        }
+        const shape = yield* provider.check(record([{ role: "user", content: "c" }])).pipe(noKey)
+        expect(shape.map((problem) => problem.key)).toEqual(["prompt", "api"])
+        expect(shape[1]).toEqual(missingKey)
+        expect(yield* provider.check(record([])).pipe(noKey)).toEqual([
+          { key: "prompt", message: "the list is empty: give at least one turn or message" },
+          missingKey
+        ])
       }))
 
     it.live("check reports prompt shapes, parts, safety_filter, parameters and missing media as prompto would", () =>

@@ -117,6 +117,30 @@ describe("HuggingFaceTgi", () => {
         expect(server.requests).toHaveLength(0)
       }).pipe(Effect.scoped))
 
+    it.live("a refused connection names the endpoint and the error code", () =>
+      Effect.gen(function*() {
+        const closed = yield* Effect.scoped(Effect.map(tgi(), (server) => server.url))
+        const provider = yield* HuggingFaceTgi.make
+        const error = yield* Effect.flip(provider.query(record("hi")).pipe(withEnv({ HUGGINGFACE_TGI_API_ENDPOINT: closed })))
+        expect(error).toBeInstanceOf(ProviderError.TransientError)
+        expect(error.message).toBe(`huggingface-tgi: cannot connect to ${closed}/v1/ (ECONNREFUSED)`)
+      }))
+
+    it.effect("an empty list and a missing endpoint are both reported, the list in the words every API uses", () =>
+      Effect.gen(function*() {
+        const provider = yield* HuggingFaceTgi.make
+        expect(yield* provider.check(record([])).pipe(withEnv({}))).toEqual([
+          { key: "prompt", message: "the list is empty: give at least one turn or message" },
+          {
+            key: "api",
+            message:
+              "at least one of the environment variables \"HUGGINGFACE_TGI_API_ENDPOINT_llama_3_8b\", \"HUGGINGFACE_TGI_API_ENDPOINT\" must be set"
+          }
+        ])
+        const error = yield* Effect.flip(provider.query(record([])).pipe(withEnv({ HUGGINGFACE_TGI_API_ENDPOINT: "http://x" })))
+        expect(error).toMatchObject({ reason: "validation", message: "prompt: the list is empty: give at least one turn or message" })
+      }))
+
     it.effect("requires the endpoint (naming both variables), not the key", () =>
       Effect.gen(function*() {
         const provider = yield* HuggingFaceTgi.make

@@ -6,10 +6,15 @@ import { ConfigProvider, Effect, Either, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Ollama from "../src/Ollama.js"
 import * as OllamaServer from "./servers/OllamaServer.js"
 
-const fixtures = "/work/shared/fixtures/prompto-examples/ollama/data"
+/** prompto's ollama example, copied into the repository (`test/fixtures/prompto-examples`). */
+const fixtures = path.join(
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../test/fixtures/prompto-examples"),
+  "ollama/data"
+)
 
 const record = (
   prompt: PromptRecord.Prompt,
@@ -112,6 +117,32 @@ describe("Ollama", () => {
         expect(server.requests[0]!.path).toBe("/api/chat")
         expect(server.requests[0]!.body).toEqual({ model: "gemma", messages: history, stream: false, options: parameters })
         expect(response.response).toBe("gemma answers: How old will I be next year?")
+      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+    it.scopedLive("a chat reply's tool_calls and thinking are kept as tool_calls and reasoning; generate's thinking too", () =>
+      Effect.gen(function*() {
+        const { provider, server, withEnv } = yield* setup
+        const call = { function: { name: "get_weather", arguments: { city: "Toronto" } } }
+        server.enqueue(OllamaServer.json({
+          model: "llama3",
+          message: { role: "assistant", content: "", thinking: "Use the tool.", tool_calls: [call] },
+          done: true,
+          done_reason: "stop"
+        }))
+        server.enqueue(OllamaServer.json({ model: "llama3", response: "Four.", thinking: "2+2=4", done: true, done_reason: "stop" }))
+        const chat = yield* provider.query(record([{ role: "user", content: "Weather in Toronto?" }])).pipe(withEnv)
+        expect(chat.response).toBe("")
+        expect(chat.fields).toEqual({
+          finish_reason: "stop",
+          model: "llama3",
+          tool_calls: [{ name: "get_weather", arguments: { city: "Toronto" }, raw: call }],
+          reasoning: "Use the tool."
+        })
+        const generate = yield* provider.query(record("2+2?")).pipe(withEnv)
+        expect(generate.response).toBe("Four.")
+        expect(generate.fields).toEqual({ finish_reason: "stop", model: "llama3", reasoning: "2+2=4" })
+        // plain answers add neither key
+        expect((yield* provider.query(record("hi")).pipe(withEnv)).fields).toEqual({ finish_reason: "stop", model: "llama3" })
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
     it.scopedLive("uses OLLAMA_API_ENDPOINT_<model id> before OLLAMA_API_ENDPOINT", () =>
@@ -250,13 +281,13 @@ describe("Ollama", () => {
         expect((yield* provider.query(record("again")).pipe(withEnv)).response).toBe("llama3 answers: again")
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-    it.scopedLive("a refused connection is transient", () =>
+    it.scopedLive("a refused connection is transient and names the URL and the error code", () =>
       Effect.gen(function*() {
         const provider = yield* Ollama.make
         const closed = yield* Effect.scoped(Effect.map(OllamaServer.make(), (server) => server.url))
         const error = failure(yield* Effect.either(provider.query(record("hi")).pipe(env({ OLLAMA_API_ENDPOINT: closed }))))
         expect(error).toBeInstanceOf(ProviderError.TransientError)
-        expect(error.message).toMatch(/^ollama: Transport/)
+        expect(error.message).toBe(`ollama: cannot connect to ${closed}/api/generate (ECONNREFUSED)`)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
     it.scopedLive("a missing endpoint is a configuration error and nothing is sent", () =>
@@ -274,6 +305,12 @@ describe("Ollama", () => {
         const bad = [{ role: "user", parts: [{ text: "hi" }] }] as unknown as PromptRecord.Prompt
         const error = failure(yield* Effect.either(provider.query(record(bad)).pipe(withEnv)))
         expect(error).toMatchObject({ _tag: "PermanentError", reason: "validation" })
+        const empty = failure(yield* Effect.either(provider.query(record([])).pipe(withEnv)))
+        expect(empty).toMatchObject({
+          _tag: "PermanentError",
+          reason: "validation",
+          message: "prompt: the list is empty: give at least one turn or message"
+        })
         expect(server.requests).toHaveLength(0)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
   })
@@ -304,8 +341,7 @@ describe("Ollama", () => {
           [[{ role: "user", content: "hi", name: "bob" }], "message 0 has keys \"content\", \"name\", \"role\""],
           [[{ role: "user", content: "hi" }, { role: "model", content: "x" }], "message 1 has role \"model\""],
           [[{ role: "user", content: [{ type: "text", text: "hi" }] }], "message 0 has content that is not a string"],
-          [["hi", { role: "user", content: "hi" }], "element 0 is not a string"],
-          [[], "the list is empty"]
+          [["hi", { role: "user", content: "hi" }], "element 0 is not a string"]
         ]
         for (const [prompt, detail] of cases) {
           const found = yield* problems(prompt as PromptRecord.Prompt)
@@ -314,6 +350,18 @@ describe("Ollama", () => {
           expect(found[0]!.message).toContain("if api == 'ollama', then the prompt must be a str, list[str], or list[dict[str,str]]")
           expect(found[0]!.message).toContain(detail)
         }
+      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+    it.effect("an empty list and a missing endpoint are both reported, the list in the words every API uses", () =>
+      Effect.gen(function*() {
+        expect(yield* problems([], {})).toEqual([
+          { key: "prompt", message: "the list is empty: give at least one turn or message" },
+          {
+            key: "api",
+            message: "at least one of the environment variables \"OLLAMA_API_ENDPOINT_llama3\", \"OLLAMA_API_ENDPOINT\" must be set"
+          }
+        ])
+        expect((yield* problems([{ role: "model", content: "x" }], {})).map((problem) => problem.key)).toEqual(["prompt", "api"])
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
     it.effect("reports a missing endpoint on key api, naming both variables", () =>

@@ -9,9 +9,8 @@ import { fileURLToPath } from "node:url"
 import * as OpenAi from "../src/OpenAi.js"
 import * as OpenAiServer from "./servers/OpenAiServer.js"
 
-const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../shared/fixtures/prompto-examples")
-/** prompto's examples are beside the repository in development; their tests skip without them. */
-const examplesPresent = fs.existsSync(examples)
+/** prompto's example files, copied into the repository (`test/fixtures/prompto-examples`). */
+const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../test/fixtures/prompto-examples")
 const mediaDir = path.join(examples, "openai", "data", "media")
 const base64Of = (file: string) => fs.readFileSync(path.join(mediaDir, file)).toString("base64")
 
@@ -115,6 +114,69 @@ describe("OpenAi", () => {
         expect(response.fields).toEqual({ finish_reason: ["stop", "stop"], model: "gpt-4o-2024-08-06" })
       }).pipe(Effect.scoped))
 
+    it.live("a tool-call-only answer keeps its calls as tool_calls (arguments parsed, raw item kept); response stays \"\"", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        const provider = yield* OpenAi.make
+        const weather = OpenAiServer.toolCall("call_abc", "get_weather", { city: "Paris", unit: "c" })
+        const broken = OpenAiServer.toolCall("call_def", "lookup", "{\"q\": ")
+        server.enqueue(OpenAiServer.replies.answerWithMessage({ content: null, toolCalls: [weather, broken] }))
+        const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object" } } }]
+        const response = yield* provider.query(record("Weather in Paris?", { parameters: { tools } })).pipe(env(server))
+        expect(response.response).toBe("")
+        expect(response.fields).toEqual({
+          finish_reason: "tool_calls",
+          tool_calls: [
+            { id: "call_abc", name: "get_weather", arguments: { city: "Paris", unit: "c" }, raw: weather },
+            // arguments that are not JSON are kept as the model wrote them
+            { id: "call_def", name: "lookup", arguments: "{\"q\": ", raw: broken }
+          ],
+          model: "gpt-4o-2024-08-06"
+        })
+        expect(server.requests[0]!.body.tools).toEqual(tools)
+      }).pipe(Effect.scoped))
+
+    it.live("reasoning_content (DeepSeek, vLLM) is kept as reasoning; with n choices tool_calls and reasoning are lists per choice", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        const provider = yield* OpenAi.make
+        server.enqueue(OpenAiServer.replies.answerWithMessage({ reasoningContent: "The user greets; greet back." }))
+        const one = yield* provider.query(record("hi")).pipe(env(server))
+        expect(one.response).toBe("Answer to: hi")
+        expect(one.fields).toEqual({ finish_reason: "stop", reasoning: "The user greets; greet back.", model: "gpt-4o-2024-08-06" })
+
+        const call = OpenAiServer.toolCall("call_1", "search", { q: "hi" })
+        server.enqueue(OpenAiServer.replies.answerWithMessage((choice) =>
+          choice === 1 ? { toolCalls: [call], reasoningContent: "search first" } : {}
+        ))
+        const choices = yield* provider.query(record("hi", { parameters: { n: 3 } })).pipe(env(server))
+        expect(choices.response).toEqual(["Answer to: hi", "Answer 2 to: hi", "Answer 3 to: hi"])
+        expect(choices.fields).toEqual({
+          finish_reason: ["stop", "tool_calls", "stop"],
+          tool_calls: [[], [{ id: "call_1", name: "search", arguments: { q: "hi" }, raw: call }], []],
+          reasoning: [null, "search first", null],
+          model: "gpt-4o-2024-08-06"
+        })
+      }).pipe(Effect.scoped))
+
+    it.live("a multi-turn chat keeps tool_calls and reasoning per turn; plain answers add neither key", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        const provider = yield* OpenAi.make
+        const call = OpenAiServer.toolCall("call_9", "calc", { x: 1 })
+        server.enqueue(OpenAiServer.replies.answer, OpenAiServer.replies.answerWithMessage({ toolCalls: [call], reasoningContent: "r2" }))
+        const response = yield* provider.query(record(["first", "second"])).pipe(env(server))
+        expect(response.response).toEqual(["Answer to: first", "Answer to: second"])
+        expect(response.fields).toEqual({
+          finish_reason: ["stop", "tool_calls"],
+          tool_calls: [[], [{ id: "call_9", name: "calc", arguments: { x: 1 }, raw: call }]],
+          reasoning: [null, "r2"],
+          model: "gpt-4o-2024-08-06"
+        })
+        const plain = yield* provider.query(record(["first", "second"])).pipe(env(server))
+        expect(Object.keys(plain.fields ?? {})).toEqual(["finish_reason", "model"])
+      }).pipe(Effect.scoped))
+
     it.live("records cached input and reasoning tokens from the usage details as cached_tokens and reasoning_tokens", () =>
       Effect.gen(function*() {
         const server = yield* OpenAiServer.make()
@@ -187,7 +249,7 @@ describe("OpenAi", () => {
         expect("rateLimit" in plain).toBe(false)
       }).pipe(Effect.scoped))
 
-    it.live.skipIf(!examplesPresent)("a history is sent as given; local images arrive base64, URLs pass through, detail is kept", () =>
+    it.live("a history is sent as given; local images arrive base64, URLs pass through, detail is kept", () =>
       Effect.gen(function*() {
         const server = yield* OpenAiServer.make()
         const provider = yield* OpenAi.make
@@ -359,14 +421,30 @@ describe("OpenAi", () => {
         expect(Exit.isSuccess(closed)).toBe(true)
       }).pipe(Effect.scoped))
 
-    it.live("a refused connection is a TransientError", () =>
+    it.live("a refused connection is a TransientError naming the URL and the error code", () =>
       Effect.gen(function*() {
         const provider = yield* OpenAi.make
+        // a port that was just listened on and closed: nothing answers there
+        const closed = yield* Effect.scoped(Effect.map(OpenAiServer.make(), (server) => server.url))
         const error = yield* failure(
-          provider.query(record("hi")).pipe(withEnv({ OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: "http://127.0.0.1:1/v1" }))
+          provider.query(record("hi")).pipe(withEnv({ OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${closed}/v1` }))
         )
         expect(error).toBeInstanceOf(ProviderError.TransientError)
+        expect(error.message).toBe(`openai: cannot connect to ${closed}/v1 (ECONNREFUSED)`)
       }))
+
+    it.live("an empty prompt list is refused before sending, in the words every API uses", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        const provider = yield* OpenAi.make
+        const error = yield* failure(provider.query(record([])).pipe(env(server)))
+        expect(error).toMatchObject({
+          _tag: "PermanentError",
+          reason: "validation",
+          message: "prompt: the list is empty: give at least one turn or message"
+        })
+        expect(server.requests).toHaveLength(0)
+      }).pipe(Effect.scoped))
 
     it.live("without a key nothing is sent: a PermanentError of reason configuration naming the variables", () =>
       Effect.gen(function*() {
@@ -404,7 +482,7 @@ describe("OpenAi", () => {
         Effect.locally(Provider.mediaFolder, mediaDir)
       )
 
-    it.effect.skipIf(!examplesPresent)("accepts every prompt shape prompto accepts for openai", () =>
+    it.effect("accepts every prompt shape prompto accepts for openai", () =>
       Effect.gen(function*() {
         const prompts: ReadonlyArray<unknown> = [
           "hi",
@@ -461,11 +539,27 @@ describe("OpenAi", () => {
           "parameters.stream",
           "parameters.model"
         ])
-        expect((yield* check(record([]))).map((problem) => problem.key)).toEqual(["prompt"])
+        expect(yield* check(record([]))).toEqual([{ key: "prompt", message: "the list is empty: give at least one turn or message" }])
+      }))
+
+    it.effect("a bad prompt shape and a missing key are both reported", () =>
+      Effect.gen(function*() {
+        const missingKey = {
+          key: "api",
+          message: "at least one of the environment variables \"OPENAI_API_KEY_gpt_4o\", \"OPENAI_API_KEY\" must be set"
+        }
+        expect(yield* check(record([{ role: "tool", content: "x" }]), {})).toEqual([
+          { key: "prompt", message: OpenAi.shapeError },
+          missingKey
+        ])
+        expect(yield* check(record([]), {})).toEqual([
+          { key: "prompt", message: "the list is empty: give at least one turn or message" },
+          missingKey
+        ])
       }))
   })
 
-  describe.skipIf(!examplesPresent)("end to end with Experiment.run on prompto's examples", () => {
+  describe("end to end with Experiment.run on prompto's examples", () => {
     const tempDataFolder = () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prompto-openai-"))
       fs.cpSync(mediaDir, path.join(dir, "data", "media"), { recursive: true })
@@ -543,6 +637,29 @@ describe("OpenAi", () => {
         const history = readJsonl(path.join(examples, "openai", "data", "input", "openai-example.jsonl")).find((r) => r.id === 4)!
         expect(server.requests.some((request) => JSON.stringify(request.body.messages) === JSON.stringify(history.prompt)))
           .toBe(true)
+      }).pipe(Effect.scoped))
+
+    it.live("a tool-call answer is written to the completed file with its tool_calls and reasoning", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        const dataFolder = tempDataFolder()
+        const file = path.join(path.dirname(dataFolder), "tools.jsonl")
+        fs.writeFileSync(file, JSON.stringify({ id: "t1", api: "openai", model_name: "gpt-4o", prompt: "Weather?" }) + "\n")
+        const call = OpenAiServer.toolCall("call_1", "get_weather", { city: "Oslo" })
+        server.enqueue(OpenAiServer.replies.answerWithMessage({ content: null, toolCalls: [call], reasoningContent: "ask the tool" }))
+        const result = yield* Experiment.run({ file, dataFolder, maxQueries: 600_000, timeout: "10 seconds" }).pipe(
+          env(server),
+          Effect.provide(Layer.merge(NodeContext.layer, OpenAi.layer))
+        )
+        const [line] = readJsonl(result.files.completed)
+        expect(line).toMatchObject({
+          id: "t1",
+          response: "",
+          finish_reason: "tool_calls",
+          tool_calls: [{ id: "call_1", name: "get_weather", arguments: { city: "Oslo" }, raw: call }],
+          reasoning: "ask the tool"
+        })
+        expect(line!.error).toBeUndefined()
       }).pipe(Effect.scoped))
 
     it.live("openai-multimodal-example.jsonl: images from media/ arrive base64, the URL passes through", () =>

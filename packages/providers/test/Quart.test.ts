@@ -6,10 +6,15 @@ import { ConfigProvider, Effect, Either, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Quart from "../src/Quart.js"
 import * as QuartServer from "./servers/QuartServer.js"
 
-const example = "/work/shared/fixtures/prompto-examples/quart/quart.jsonl"
+/** prompto's quart example, copied into the repository (`test/fixtures/prompto-examples`). */
+const example = path.join(
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../test/fixtures/prompto-examples"),
+  "quart/quart.jsonl"
+)
 const gpt2 = "vicgalle/gpt2-open-instruct-v1"
 
 const record = (
@@ -161,13 +166,13 @@ describe("Quart", () => {
         expect((yield* provider.query(record("again")).pipe(withEnv)).response).toBe(` ${gpt2} continues: again`)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-    it.scopedLive("a refused connection is transient", () =>
+    it.scopedLive("a refused connection is transient and names the URL and the error code", () =>
       Effect.gen(function*() {
         const provider = yield* Quart.make
         const closed = yield* Effect.scoped(Effect.map(QuartServer.make(), (server) => server.url))
         const error = failure(yield* Effect.either(provider.query(record("hi")).pipe(env({ QUART_API_ENDPOINT: closed }))))
         expect(error).toBeInstanceOf(ProviderError.TransientError)
-        expect(error.message).toMatch(/^quart: Transport/)
+        expect(error.message).toBe(`quart: cannot connect to ${closed}/generate (ECONNREFUSED)`)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
     it.scopedLive("a list prompt and a missing endpoint fail before sending", () =>
@@ -176,6 +181,12 @@ describe("Quart", () => {
         const list = failure(yield* Effect.either(provider.query(record(["a", "b"])).pipe(withEnv)))
         expect(list).toMatchObject({ _tag: "PermanentError", reason: "validation" })
         expect(list.message).toContain("if api == 'quart', then prompt must be a string")
+        const empty = failure(yield* Effect.either(provider.query(record([])).pipe(withEnv)))
+        expect(empty).toMatchObject({
+          _tag: "PermanentError",
+          reason: "validation",
+          message: "prompt: the list is empty: give at least one turn or message"
+        })
         const unset = failure(yield* Effect.either(provider.query(record("hi")).pipe(env({}))))
         expect(unset).toMatchObject({ _tag: "PermanentError", reason: "configuration" })
         expect(unset.message).toContain("\"QUART_API_ENDPOINT_vicgalle_gpt2_open_instruct_v1\", \"QUART_API_ENDPOINT\"")
@@ -199,6 +210,14 @@ describe("Quart", () => {
       Effect.gen(function*() {
         expect(yield* problems(["a"], { QUART_API_ENDPOINT: "http://localhost:5000" })).toEqual([
           { key: "prompt", message: "if api == 'quart', then prompt must be a string, not a list" }
+        ])
+        expect(yield* problems([], {})).toEqual([
+          { key: "prompt", message: "the list is empty: give at least one turn or message" },
+          {
+            key: "api",
+            message:
+              "at least one of the environment variables \"QUART_API_ENDPOINT_vicgalle_gpt2_open_instruct_v1\", \"QUART_API_ENDPOINT\" must be set"
+          }
         ])
         expect(yield* problems([{ role: "user", content: "a" }], {})).toEqual([
           { key: "prompt", message: "if api == 'quart', then prompt must be a string, not a list" },

@@ -262,6 +262,20 @@ describe("TestApi", () => {
       expect(problems.every((problem) => problem.message.length > 0)).toBe(true)
     })
 
+    it.effect("an empty prompt list is refused by check and query in the words every API uses", () =>
+      Effect.gen(function*() {
+        expect(TestApi.check(record([], { latency_ms: -1 }))).toEqual([
+          { key: "prompt", message: "the list is empty: give at least one turn or message" },
+          { key: "parameters.latency_ms", message: "must be a non-negative number (milliseconds)" }
+        ])
+        const error = yield* failure(TestApi.make(), record([]))
+        expect(error).toMatchObject({
+          _tag: "PermanentError",
+          reason: "validation",
+          message: "prompt: the list is empty: give at least one turn or message"
+        })
+      }))
+
     it("rejects raise_error values other than the strings \"True\" and \"False\"", () => {
       for (const value of ["true", "yes", 1, null]) {
         expect(TestApi.check(record("hi", { raise_error: value })).map((problem) => problem.key)).toEqual([

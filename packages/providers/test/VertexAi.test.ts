@@ -5,10 +5,12 @@ import { ConfigProvider, Effect, Either, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import * as VertexAi from "../src/VertexAi.js"
 import * as GeminiServer from "./servers/GeminiServer.js"
 
-const fixtures = "/work/shared/fixtures/prompto-examples"
+/** prompto's example files, copied into the repository (`test/fixtures/prompto-examples`). */
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../test/fixtures/prompto-examples")
 const imagesFolder = path.join(fixtures, "openai/data/media")
 const model = "gemini-1.5-flash-002"
 
@@ -300,6 +302,45 @@ describe("VertexAi", () => {
           yield* Effect.promise(() => server.hangClosed()).pipe(Effect.timeout("5 seconds"))
           expect(server.hangsClosed()).toBe(1)
         })))
+
+    it.live("a refused connection is transient and names the endpoint and the error code", () =>
+      Effect.gen(function*() {
+        const closed = yield* Effect.scoped(Effect.map(GeminiServer.make, (server) => server.url))
+        // the token comes from a live server; the endpoint is a closed port
+        const error = yield* withVertex(
+          (provider) => failure(provider.query(record("hi"))),
+          [["VERTEXAI_BASE_URL", closed]]
+        )
+        expect(error).toBeInstanceOf(ProviderError.TransientError)
+        expect(error.message).toBe(`vertexai: cannot connect to ${closed} (ECONNREFUSED)`)
+      }))
+
+    it.live("functionCall and thought parts come back as tool_calls and reasoning, as for gemini", () =>
+      withVertex((provider, server) =>
+        Effect.gen(function*() {
+          const call = GeminiServer.functionCallPart("lookup", { q: "x" }, "fc_v")
+          server.enqueue({
+            _tag: "Json",
+            body: GeminiServer.textResponse("", { parts: [GeminiServer.thoughtPart("think"), { text: "Looking up." }, call] })
+          })
+          const response = yield* provider.query(record("find x", { parameters: { tools: [{ functionDeclarations: [{ name: "lookup" }] }] } }))
+          expect(response.response).toBe("Looking up.")
+          expect(response.fields).toMatchObject({
+            tool_calls: [{ id: "fc_v", name: "lookup", arguments: { q: "x" }, raw: call }],
+            reasoning: "think"
+          })
+        })))
+
+    it.live("an empty prompt list is refused in the words every API uses, and check reports the missing project too", () =>
+      Effect.gen(function*() {
+        const provider = yield* VertexAi.make()
+        const noConfig = Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        const problems = yield* provider.check(record([])).pipe(noConfig)
+        expect(problems.map((problem) => problem.key)).toEqual(["prompt", "api"])
+        expect(problems[0]!.message).toBe("the list is empty: give at least one turn or message")
+        const error = yield* failure(provider.query(record([]))).pipe(noConfig)
+        expect(error).toMatchObject({ reason: "validation", message: "prompt: the list is empty: give at least one turn or message" })
+      }))
   })
 
   describe("end to end with Experiment.run on prompto's examples", () => {

@@ -134,6 +134,16 @@ export const dispatch = (
       const correct = pacer.tokens === undefined || used === undefined ? Effect.void : pacer.tokens.adjust(used - estimate)
       return pacer.inFlight === undefined ? correct : Effect.zipRight(correct, pacer.inFlight.release(1))
     }
+    const reportRate = (change: Pacer.RateChange | undefined): Effect.Effect<void> =>
+      change === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (at) =>
+        emit({
+          _tag: "RateChanged",
+          queue: queue.key,
+          at,
+          queriesPerMinute: change.queriesPerMinute,
+          configured: change.configured,
+          reason: change.reason
+        }))
     const attempt = Effect.gen(function*() {
       // the first attempt was admitted before this record left its queue; a retry is admitted anew
       if (attempts > 0 && options.stopping?.() === true) return yield* stoppedError
@@ -145,7 +155,7 @@ export const dispatch = (
         Effect.onExit((exit) => settle(exit._tag === "Success" ? exit.value : undefined))
       )
     }).pipe(
-      Effect.tap(() => pacer.succeeded(sentAt)),
+      Effect.tap(() => Effect.flatMap(pacer.succeeded(sentAt), reportRate)),
       Effect.tapError((error) =>
         Effect.zipRight(
           error.retryable && attempts < options.maxAttempts
@@ -168,6 +178,7 @@ export const dispatch = (
                   error
                 })
               }
+              yield* reportRate(pause.rate)
             })
             : Effect.void
         )
@@ -202,12 +213,19 @@ export const dispatch = (
 /** A pacer's options from a queue's limits and the run's backoff. */
 export const pacerOptions = (
   limits: { readonly tokensPerMinute?: number | undefined; readonly concurrency?: number | undefined },
-  options: { readonly rateLimitBackoff?: Pacer.RateLimitBackoff | undefined } | undefined
+  options: PacerDefaults | undefined
 ): Pacer.PacerOptions => ({
   tokensPerMinute: limits.tokensPerMinute,
   concurrency: limits.concurrency,
-  rateLimitBackoff: options?.rateLimitBackoff
+  rateLimitBackoff: options?.rateLimitBackoff,
+  adaptiveRate: options?.adaptiveRate
 })
+
+/** What a run's options say about every queue's pacer. */
+export interface PacerDefaults {
+  readonly rateLimitBackoff?: Pacer.RateLimitBackoff | undefined
+  readonly adaptiveRate?: Pacer.AdaptiveRate | false | undefined
+}
 
 
 /**
@@ -228,7 +246,7 @@ export interface Route {
  */
 export const pacerPool = (
   scope: Scope.Scope,
-  options?: { readonly rateLimitBackoff?: Pacer.RateLimitBackoff | undefined }
+  options?: PacerDefaults
 ): Effect.Effect<PacerPool> =>
   Effect.sync(() => {
     const pacers = new Map<string, Pacer.Pacer>()

@@ -1,18 +1,25 @@
 /**
- * Pacing: one send every `60 / qpm` seconds, the first at once, anchored to the clock.
+ * Pacing: one send every `60 / qpm` seconds, the first at once, anchored to the clock, and never
+ * more than the rate allows in any window.
  *
  * Sleeping a fixed interval between sends drifts (every timer fires a little late and the
- * delays add up), so the slots are a grid `start + k * interval` and late slots are caught up
- * instead of lost. Catching up never bursts: while behind, slots are handed out at most
- * `1 + catchUpSurplus` times as fast as the rate (a quarter faster by default), so a queue that
- * stalled for 20 ms (a busy event loop, a garbage collection) makes up those sends over the
- * next 80 ms rather than all at once. A lag longer than `catchUpMs` (25 ms) is an idle spell,
+ * delays add up), so the slots are a grid `start + k * interval` and a slot handed out a little
+ * late does not push the next one back. A lag longer than `catchUpMs` (25 ms) is an idle spell,
  * not a stall: the grid restarts at the current time, so a queue never makes up time it spent
- * waiting for work, and no window of a second carries more than a few sends above the rate.
+ * waiting for work.
+ *
+ * The grid proposes, a hard bound disposes (`SendBound`): at the queue's configured rate, any
+ * half-open window of 1 s or longer holds at most `ceil(window / interval)` sends, and a shorter
+ * window of `k` intervals at most `k + 1` (see `allowedSends`). So a stall (a busy event loop, a
+ * garbage collection) is caught up only within that bound: one slot at once, the rest lost,
+ * because a window that reaches back to before the stall is already full.
  *
  * A pacer can be paused (the API said "slow down"): no slot is handed out before the pause
  * ends, and the grid restarts at its end, so the queue resumes at its rate without a burst of
- * catch-up sends. A pacer also holds its queue's other limits, when it has them: requests in
+ * catch-up sends. Its rate also adapts (AIMD, as TCP's window does): each "slow down" episode
+ * lowers the rate the grid runs at multiplicatively, each success raises it additively back
+ * towards the configured rate, and the API's own count of requests left (`hint`) caps it until
+ * that count resets. A pacer also holds its queue's other limits, when it has them: requests in
  * flight (`inFlight`) and tokens per minute (`tokens`).
  *
  * @since 0.1.0
@@ -121,7 +128,8 @@ export const emptyGrid: Grid = { due: undefined, pace: Number.NEGATIVE_INFINITY 
 
 /**
  * The send slots of one queue as a `Schedule`: each step waits for the next slot on the
- * clock-anchored grid (see `nextSlot`) and outputs the slot's index.
+ * clock-anchored grid (see `nextSlot`) and outputs the slot's index. The grid alone: a pacer
+ * (`make`) also holds its slots to the hard bound (`SendBound`).
  *
  * @since 0.1.0
  * @category schedules
@@ -138,6 +146,93 @@ export const slots = (intervalMs: number, options: CatchUp = {}): Schedule.Sched
       ] as const)
     }
   )
+
+// ---------------------------------------------------------------------------------------------
+// the hard bound
+// ---------------------------------------------------------------------------------------------
+
+/** Times closer than this (a nanosecond) are the same time: float sums of intervals differ in the last bits. */
+const epsilonMs = 1e-6
+
+/**
+ * The most sends that any half-open window of `windowMs` may hold at a rate of one send every
+ * `intervalMs`: `ceil(windowMs / intervalMs)` for a window of 1 s or longer, what a perfect grid
+ * puts in it; for a shorter window, one more (a window of `k` intervals holds `k + 1`: a slot
+ * caught up after a stall), but never more than a whole second holds.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const allowedSends = (windowMs: number, intervalMs: number): number => {
+  const intervals = Math.ceil(windowMs / intervalMs - epsilonMs)
+  return windowMs >= 1000 ? intervals : Math.min(intervals + 1, Math.ceil(1000 / intervalMs - epsilonMs))
+}
+
+/**
+ * The hard bound on one queue's sends (`allowedSends` at its configured rate), kept as two
+ * conditions on the next send, each O(1):
+ *
+ * - short windows (`k + 1` in `k` intervals): a send at most one interval ahead of the sends
+ *   before it, a token bucket of two slots (`earliest = max(earliest + interval, sent)`). The
+ *   bucket refills at the interval in force (the adapted rate, never faster than the configured
+ *   one), so it bounds a lowered rate's bursts too;
+ * - windows of a second or longer (`ceil(W / interval)`): with `N` the sends a second allows and
+ *   `a_j = sent_j - j * interval`, the n-th send needs `a_n >= a_j` for every `j <= n - N`, the
+ *   largest of them kept in a ring of the last `N` values (or of blocks of them, at more than
+ *   1,024 a second: then windows of at least `N - block + 1` intervals are held to `k`, stricter).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SendBound {
+  /** The earliest time the next send may go (clock milliseconds; `-Infinity` at first). */
+  readonly earliest: () => number
+  /** A send went at `at`, the rate's interval then being `intervalMs` (at least the configured one). */
+  readonly record: (at: number, intervalMs: number) => void
+}
+
+/** The most blocks the long-window ring holds (so memory stays small at any rate). */
+const maxBlocks = 1024
+
+/**
+ * The hard bound at a rate in queries per minute (see `SendBound`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const sendBound = (queriesPerMinute: number): SendBound => {
+  const interval = intervalMillis(queriesPerMinute)
+  const perSecond = Math.max(1, Math.ceil(1000 / interval - epsilonMs))
+  const block = Math.ceil(perSecond / maxBlocks)
+  const ring = new Float64Array(Math.ceil(perSecond / block) + 2)
+  let count = 0
+  let bucket = Number.NEGATIVE_INFINITY
+  // the largest `a_j` of the blocks that are `perSecond` sends or more behind the next send
+  let floor = Number.NEGATIVE_INFINITY
+  let retired = -1
+  return {
+    earliest: () => {
+      if (count < perSecond) return bucket
+      const reached = Math.floor((count - perSecond) / block)
+      while (retired < reached) {
+        retired++
+        floor = Math.max(floor, ring[retired % ring.length]!)
+      }
+      return Math.max(bucket, floor + count * interval)
+    },
+    record: (at, intervalMs) => {
+      const a = at - count * interval
+      const slot = Math.floor(count / block) % ring.length
+      ring[slot] = count % block === 0 ? a : Math.max(ring[slot]!, a)
+      bucket = Math.max(bucket + Math.max(intervalMs, interval), at)
+      count++
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// "slow down": pauses and backoff
+// ---------------------------------------------------------------------------------------------
 
 /**
  * How a pacer backs off after "slow down" answers that give no `retry-after`: the n-th
@@ -178,6 +273,89 @@ export const rateLimitPauseMillis = (
   return Math.round(ceiling / 2 + (random * ceiling) / 2)
 }
 
+// ---------------------------------------------------------------------------------------------
+// the adaptive rate
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * How a queue's effective rate adapts (AIMD): a "slow down" answer multiplies it by `decrease`,
+ * at most once per episode (answers to requests sent before the last decrease belong to it);
+ * each success of a request sent after the last decrease adds `increase` times the configured
+ * rate; it stays between `floor` times the configured rate (and at least 1 QPM) and the
+ * configured rate itself.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AdaptiveRate {
+  readonly decrease?: number | undefined
+  readonly increase?: number | undefined
+  readonly floor?: number | undefined
+}
+
+/**
+ * × 0.7 per episode (TCP CUBIC's factor: gentler than halving, so one stray 429 costs little).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultDecrease = 0.7
+
+/**
+ * + 1/400 of the configured rate per success.
+ *
+ * Why this step: a queue settles just under the rate at which the API starts answering "slow
+ * down", and the step sets how often it probes above it. From ×0.7 back to where it was too high
+ * takes 0.3 / 0.0025 = 120 successes at the configured rate, and 30 when the limit is a fourth
+ * of it; each episode costs the 429s then in flight. Measured in `Scheduler.test.ts` (1,200 QPM
+ * configured, an API allowing 300): 429s make 1-3 % of the requests against a sliding window or
+ * a token bucket; 1/200 gave up to 4.2 %, 1/1,000 about 1 %. The other side: a 429 at random in
+ * every 50 requests (an overloaded moment, not a limit) holds a queue at about a quarter of its
+ * rate with this step (1/1,000: a tenth; 1/200: nearly half), and the floor is 400 successes
+ * from the full rate.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultIncrease = 1 / 400
+
+/**
+ * The lowest effective rate, a fraction of the configured one: five halvings, 1/64 (and never
+ * below 1 QPM unless the configured rate is).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultFloor = 1 / 64
+
+/**
+ * A change of a queue's effective rate worth reporting (see `Pacer`): the new rate and why.
+ * `rate_limited`: a "slow down" lowered it; `recovering`: successes raised it; `headers`: the
+ * API's count of requests left (`hint`) capped it, or its cap was lifted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateChange {
+  readonly queriesPerMinute: number
+  /** The queue's configured rate, the most it ever runs at. */
+  readonly configured: number
+  readonly reason: "rate_limited" | "recovering" | "headers"
+}
+
+/**
+ * How far the effective rate moves before the move is reported, a fraction of the last reported
+ * rate: a decrease always is, the recovery in about 10 steps, not one per request.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const reportStep = 0.1
+
+// ---------------------------------------------------------------------------------------------
+// the pacer
+// ---------------------------------------------------------------------------------------------
+
 /**
  * What a "slow down" answer did to the queue.
  *
@@ -191,8 +369,13 @@ export interface Pause {
   readonly extended: boolean
   /** `retry_after` when the server said how long, `backoff` otherwise. */
   readonly reason: "retry_after" | "backoff"
-  /** Consecutive "slow down" answers so far (1 for the first since a success). */
+  /**
+   * The backoff level: consecutive "slow down" answers without `retry-after` since the last
+   * success (1 for the first); a `retry_after` pause leaves it as it was (0: none).
+   */
   readonly level: number
+  /** The queue's new effective rate, when this answer lowered it. */
+  readonly rate: RateChange | undefined
 }
 
 /**
@@ -222,12 +405,30 @@ export interface Pacer {
   readonly pausedUntil: Effect.Effect<number>
   /**
    * The API answered "slow down" to a request sent at `sentAt`: pauses the queue for the
-   * server's `retryAfterMs`, else for the next step of the backoff. Answers to requests sent
-   * before the pause in force began belong to the same episode: they do not grow the backoff.
+   * server's `retryAfterMs`, else for the next step of the backoff, and lowers the effective
+   * rate. Answers to requests sent before the pause in force began (or before the last
+   * decrease) belong to the same episode: they neither grow the backoff nor lower the rate again.
    */
   readonly rateLimited: (options: { readonly sentAt: number; readonly retryAfterMs?: number | undefined }) => Effect.Effect<Pause>
-  /** A request sent at `sentAt` succeeded: when it was sent after the last pause began, the backoff starts again. */
-  readonly succeeded: (sentAt: number) => Effect.Effect<void>
+  /**
+   * A request sent at `sentAt` succeeded: the backoff starts again, and when it was sent after
+   * the last decrease the effective rate rises a step. Returns the new rate when the move is
+   * worth reporting.
+   */
+  readonly succeeded: (sentAt: number) => Effect.Effect<RateChange | undefined>
+  /**
+   * The API said `remaining` requests are left until `resetAt` (clock milliseconds): until then
+   * the effective rate is at most what spreads them evenly over the time left, and with none
+   * left the queue pauses until `resetAt`. The latest hint replaces the one before; a hint whose
+   * reset has passed is ignored. Returns the new rate when the move is worth reporting, and the
+   * end of the pause when it paused.
+   */
+  readonly hint: (options: { readonly remaining: number; readonly resetAt: number }) => Effect.Effect<{
+    readonly rate: RateChange | undefined
+    readonly pausedUntil: number | undefined
+  }>
+  /** The effective rate in queries per minute (the configured one, adapted). */
+  readonly queriesPerMinute: Effect.Effect<number>
   /** The cap on requests in flight, when the queue has one (a permit per attempt, send to response). */
   readonly inFlight?: Effect.Semaphore | undefined
   /** The tokens-per-minute budget, when the queue has one. */
@@ -246,6 +447,53 @@ export interface PacerOptions extends CatchUp {
   /** Requests in flight at most (rounded down, at least 1); none when infinite. */
   readonly concurrency?: number | undefined
   readonly rateLimitBackoff?: RateLimitBackoff | undefined
+  /** How the rate adapts to "slow down" answers (default: the defaults above); `false`: it does not. */
+  readonly adaptiveRate?: AdaptiveRate | false | undefined
+}
+
+/**
+ * The effective rate of a queue: its AIMD rate (see `AdaptiveRate`) under the cap of the API's
+ * last hint while that lasts, and the last rate reported.
+ */
+const adaptiveRate = (configured: number, options: AdaptiveRate | false | undefined) => {
+  const settings = options === false ? undefined : options
+  const decrease = settings?.decrease ?? defaultDecrease
+  const step = configured * (settings?.increase ?? defaultIncrease)
+  const floor = Math.min(configured, Math.max(1, configured * (settings?.floor ?? defaultFloor)))
+  let rate = configured
+  let decreasedAt = Number.NEGATIVE_INFINITY
+  let cap: { readonly queriesPerMinute: number; readonly until: number } | undefined
+  let reported = configured
+  const effective = (now: number) => {
+    if (cap !== undefined && now >= cap.until) cap = undefined
+    return cap === undefined ? rate : Math.min(rate, cap.queriesPerMinute)
+  }
+  // a move is reported once it is a `reportStep` from the last report, or reaches either end
+  const report = (now: number, reason: RateChange["reason"]): RateChange | undefined => {
+    const current = effective(now)
+    const moved = Math.abs(current - reported)
+    if (moved === 0 || (moved < reported * reportStep && current !== configured && current !== floor)) return undefined
+    reported = current
+    return { queriesPerMinute: current, configured, reason }
+  }
+  return {
+    effective,
+    /** A "slow down" answer to a request sent at `sentAt`, at `now`. */
+    limited: (sentAt: number, now: number): RateChange | undefined => {
+      if (options === false || sentAt < decreasedAt) return undefined
+      decreasedAt = now
+      rate = Math.max(floor, rate * decrease)
+      return report(now, "rate_limited")
+    },
+    succeeded: (sentAt: number, now: number): RateChange | undefined => {
+      if (options !== false && sentAt >= decreasedAt && rate < configured) rate = Math.min(configured, rate + step)
+      return report(now, "recovering")
+    },
+    hint: (queriesPerMinute: number, until: number, now: number): RateChange | undefined => {
+      cap = { queriesPerMinute, until }
+      return report(now, "headers")
+    }
+  }
 }
 
 /**
@@ -260,37 +508,62 @@ export const make = (
   options: number | PacerOptions = {}
 ): Effect.Effect<Pacer, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { concurrency, rateLimitBackoff = defaultRateLimitBackoff, tokensPerMinute, ...rest } =
+    const { adaptiveRate: adaptive, concurrency, rateLimitBackoff = defaultRateLimitBackoff, tokensPerMinute, ...rest } =
       typeof options === "number" ? { catchUpMs: options } : options
     const catchUp: CatchUp = rest
-    const interval = intervalMillis(queriesPerMinute)
+    const spacing = 1 / (1 + (catchUp.catchUpSurplus ?? defaultCatchUpSurplus))
+    const rate = adaptiveRate(queriesPerMinute, adaptive)
+    const bound = sendBound(queriesPerMinute)
     const state = {
       grid: emptyGrid,
+      // the interval the grid runs at: the effective rate's
+      interval: intervalMillis(queriesPerMinute),
       pausedUntil: 0,
       pauseStartedAt: Number.NEGATIVE_INFINITY,
       level: 0
+    }
+    // the grid follows the effective rate: its next slot moves to one new interval after the last
+    const retime = (now: number) => {
+      const interval = intervalMillis(rate.effective(now))
+      if (interval === state.interval) return
+      const { due, pace } = state.grid
+      if (due !== undefined) {
+        const shift = interval - state.interval
+        state.grid = { due: due + shift, pace: pace + shift * spacing }
+      }
+      state.interval = interval
     }
     // the grid restarts at the end of a pause: no slot is due before it
     const restartAfterPause = () => {
       const { due } = state.grid
       if (due !== undefined && state.pausedUntil > due) state.grid = { ...state.grid, due: state.pausedUntil }
     }
+    // when the next slot may be handed out, at `now` (not paused): on the grid, within the bound
+    const nextAt = (now: number) => {
+      retime(now)
+      restartAfterPause()
+      const slot = nextSlot(state.grid, now, state.interval, catchUp)
+      return { at: Math.max(slot.at, bound.earliest()), grid: slot.grid }
+    }
+    const claim = (now: number, grid: Grid) => {
+      state.grid = grid
+      bound.record(now, state.interval)
+    }
     // waits for the next slot and claims it; a pause that begins meanwhile is honoured, and the
     // grid restarts at its end
     const claimNext = Effect.gen(function*() {
       while (true) {
         const now = yield* Clock.currentTimeMillis
-        restartAfterPause()
-        if (now < state.pausedUntil) {
+        if (state.pausedUntil - now > epsilonMs) {
           yield* Effect.sleep(state.pausedUntil - now)
           continue
         }
-        const slot = nextSlot(state.grid, now, interval, catchUp)
-        if (slot.at > now) {
+        const slot = nextAt(now)
+        if (slot.at - now > epsilonMs) {
           yield* Effect.sleep(slot.at - now)
           continue
         }
-        state.grid = slot.grid
+        claim(now, slot.grid)
         return
       }
     })
@@ -320,11 +593,10 @@ export const make = (
       Effect.forkScoped
     )
     const claimDue = (now: number): boolean => {
-      if (queued > 0 || now < state.pausedUntil) return false
-      restartAfterPause()
-      const slot = nextSlot(state.grid, now, interval, catchUp)
-      if (slot.at > now) return false
-      state.grid = slot.grid
+      if (queued > 0 || state.pausedUntil - now > epsilonMs) return false
+      const slot = nextAt(now)
+      if (slot.at - now > epsilonMs) return false
+      claim(now, slot.grid)
       return true
     }
     const takeFrom = (line: Array<Deferred.Deferred<void>>) =>
@@ -359,22 +631,34 @@ export const make = (
     const rateLimited: Pacer["rateLimited"] = ({ retryAfterMs, sentAt }) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const fresh = sentAt >= state.pauseStartedAt
-        if (fresh) state.level++
-        const level = Math.max(1, state.level)
-        if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs)) {
-          const extended = extend(now + Math.max(0, retryAfterMs), now)
-          return { until: state.pausedUntil, extended, reason: "retry_after", level }
-        }
         // an answer to a request sent before the pause in force began: that pause covers it
-        if (!fresh) return { until: state.pausedUntil, extended: false, reason: "backoff", level }
-        const pauseMs = rateLimitPauseMillis(level, yield* Random.next, rateLimitBackoff)
+        const fresh = sentAt >= state.pauseStartedAt
+        const lowered = rate.limited(sentAt, now)
+        if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs)) {
+          // the server said how long: that is no step of the backoff
+          const extended = extend(now + Math.max(0, retryAfterMs), now)
+          return { until: state.pausedUntil, extended, reason: "retry_after", level: state.level, rate: lowered }
+        }
+        if (!fresh) return { until: state.pausedUntil, extended: false, reason: "backoff", level: Math.max(1, state.level), rate: lowered }
+        state.level++
+        const pauseMs = rateLimitPauseMillis(state.level, yield* Random.next, rateLimitBackoff)
         const extended = extend(now + pauseMs, now)
-        return { until: state.pausedUntil, extended, reason: "backoff", level }
+        return { until: state.pausedUntil, extended, reason: "backoff", level: state.level, rate: lowered }
       })
+    // any success ends the backoff, also one sent before the pause: the API answers again
     const succeeded = (sentAt: number) =>
-      Effect.sync(() => {
-        if (sentAt >= state.pauseStartedAt) state.level = 0
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        state.level = 0
+        return rate.succeeded(sentAt, now)
+      })
+    const hint: Pacer["hint"] = ({ remaining, resetAt }) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        if (!(resetAt > now) || !Number.isFinite(remaining)) return { rate: undefined, pausedUntil: undefined }
+        const left = Math.max(0, Math.floor(remaining))
+        const paused = left === 0 && extend(resetAt, now)
+        // none left: the pause holds the queue; after it, the rate the API's window refills at is unknown
+        const cap = left === 0 ? queriesPerMinute : Math.min(queriesPerMinute, (left * 60_000) / (resetAt - now))
+        return { rate: rate.hint(cap, resetAt, now), pausedUntil: paused ? state.pausedUntil : undefined }
       })
     const inFlight = concurrency === undefined || !Number.isFinite(concurrency)
       ? undefined
@@ -391,6 +675,8 @@ export const make = (
       pausedUntil: Effect.sync(() => state.pausedUntil),
       rateLimited,
       succeeded,
+      hint,
+      queriesPerMinute: Effect.map(Clock.currentTimeMillis, rate.effective),
       inFlight,
       tokens
     }

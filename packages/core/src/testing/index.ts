@@ -8,3 +8,8 @@
  * @since 0.1.0
  */
 export * as MockProvider from "./MockProvider.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SyntheticRun from "./SyntheticRun.js"

@@ -5,6 +5,11 @@
  * from `safety_filter`, generation config from `parameters`), reading responses the way prompto
  * writes them (`safety_attributes`, blocked responses as `""`) and classifying the SDK's errors.
  *
+ * Besides the text, an answer's `functionCall` parts are written as the record's `tool_calls`,
+ * each `{ id, name, arguments, raw }` (`arguments` is the call's `args`, `raw` the part as sent,
+ * with its `thoughtSignature`), and the text of its `thought: true` parts as `reasoning` (kept
+ * out of `response`); for a chat sent turn by turn both are lists, one entry per turn.
+ *
  * @since 0.1.0
  * @internal
  */
@@ -23,11 +28,25 @@ import { Effect, Option } from "effect"
 import * as Media from "../Media.js"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
+import * as AnswerFields from "./answerFields.js"
+import * as EmptyPrompt from "./emptyPrompt.js"
 import * as Usage from "./usage.js"
 
 // ---------------------------------------------------------------------------
 // models
 // ---------------------------------------------------------------------------
+
+/**
+ * A client and the endpoint it sends to (named in connection errors).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Connection {
+  readonly client: GoogleGenAI
+  /** The base URL requests go to, e.g. `https://generativelanguage.googleapis.com`. */
+  readonly endpoint: string
+}
 
 /**
  * One API over the SDK: its name, whether it is Vertex AI, its configuration check and how to
@@ -42,7 +61,7 @@ export interface Backend {
   /** Configuration problems for a model (missing variables), on key `api`. */
   readonly checkConfig: (modelName: string) => Effect.Effect<ReadonlyArray<Provider.RecordProblem>>
   /** The client for a model; a missing variable is a permanent configuration error. */
-  readonly client: (modelName: string) => Effect.Effect<GoogleGenAI, ProviderError.PermanentError>
+  readonly client: (modelName: string) => Effect.Effect<Connection, ProviderError.PermanentError>
   /** API-specific error classification tried before the shared one (e.g. missing credentials). */
   readonly classify?: ((error: unknown) => ProviderError.ProviderError | undefined) | undefined
 }
@@ -189,7 +208,7 @@ const isHistoryMessage = (message: unknown, index: number): boolean => {
 export const plan = (prompt: unknown, api: string, vertex: boolean): Parsed<Plan> => {
   if (typeof prompt === "string") return { ok: true, value: { _tag: "Single", parts: [{ _tag: "Text", text: prompt }] } }
   if (!Array.isArray(prompt)) return { ok: false, problems: [shapeMessage(api)] }
-  if (prompt.length === 0) return { ok: false, problems: ["the prompt must not be an empty list"] }
+  if (prompt.length === 0) return { ok: false, problems: [EmptyPrompt.message] }
   if (prompt.every((turn) => typeof turn === "string")) {
     return { ok: true, value: { _tag: "Turns", turns: prompt as ReadonlyArray<string> } }
   }
@@ -267,7 +286,7 @@ export const safetySettings = (filter: unknown): GenerateContentConfig["safetySe
   return threshold === undefined ? undefined : harmCategories.map((category) => ({ category, threshold }))
 }
 
-type ParameterType = "number" | "integer" | "boolean" | "string" | "strings" | "object" | "any"
+type ParameterType = "number" | "integer" | "boolean" | "string" | "strings" | "object" | "objects" | "any"
 
 /** Generation config fields (camelCase, as the SDK names them) and their types. */
 const generationFields: Readonly<Record<string, ParameterType>> = {
@@ -289,7 +308,11 @@ const generationFields: Readonly<Record<string, ParameterType>> = {
   mediaResolution: "string",
   speechConfig: "any",
   thinkingConfig: "object",
-  imageConfig: "object"
+  imageConfig: "object",
+  // not generation config but request fields the SDK takes in the same config: without them a
+  // model has no tools to call, and nothing to write as `tool_calls`
+  tools: "objects",
+  toolConfig: "object"
 }
 const geminiOnlyFields: Readonly<Record<string, ParameterType>> = { enableEnhancedCivicAnswers: "boolean" }
 const vertexOnlyFields: Readonly<Record<string, ParameterType>> = {
@@ -317,6 +340,8 @@ const hasType = (value: unknown, type: ParameterType): boolean => {
       return Array.isArray(value) && value.every((item) => typeof item === "string")
     case "object":
       return isRecord(value)
+    case "objects":
+      return Array.isArray(value) && value.every(isRecord)
     case "any":
       return true
   }
@@ -329,6 +354,7 @@ const typeNames: Readonly<Record<ParameterType, string>> = {
   string: "a string",
   strings: "a list of strings",
   object: "a dictionary",
+  objects: "a list of dictionaries",
   any: "any value"
 }
 
@@ -426,17 +452,18 @@ export const baseUrl = (variable: string, modelName: string): Effect.Effect<stri
 export type Sdk = typeof GenAiSdk
 
 /**
- * One client per configuration key, made on first use and reused.
+ * One client per configuration key, made on first use and reused, with the endpoint it sends to.
  *
  * @since 0.1.0
  * @category configuration
  */
 export const cachedClient = (
-  clients: Map<string, GoogleGenAI>,
+  clients: Map<string, Connection>,
   api: string,
   key: ReadonlyArray<string>,
+  endpoint: string,
   make: (sdk: Sdk) => GoogleGenAI
-): Effect.Effect<GoogleGenAI, ProviderError.PermanentError> =>
+): Effect.Effect<Connection, ProviderError.PermanentError> =>
   Effect.suspend(() => {
     const id = JSON.stringify(key)
     const cached = clients.get(id)
@@ -445,9 +472,9 @@ export const cachedClient = (
       try: async () => {
         const sdk = await import("@google/genai")
         // another fiber may have made it while the SDK was being imported
-        const client = clients.get(id) ?? make(sdk)
-        clients.set(id, client)
-        return client
+        const connection = clients.get(id) ?? { client: make(sdk), endpoint }
+        clients.set(id, connection)
+        return connection
       },
       catch: (error) =>
         new ProviderError.PermanentError({
@@ -522,12 +549,13 @@ const durationMs = (value: string | undefined): number | undefined => {
 /**
  * The typed error for what the SDK threw. `ApiError` carries the status and Google's error body
  * as its message (not the response headers): the message is the body's `error.message`, and a
- * 429's wait comes from the body's `google.rpc.RetryInfo.retryDelay`.
+ * 429's wait comes from the body's `google.rpc.RetryInfo.retryDelay`. A connection failure names
+ * `endpoint`.
  *
  * @since 0.1.0
  * @category errors
  */
-export const classify = (error: unknown, backend: Backend): ProviderError.ProviderError => {
+export const classify = (error: unknown, backend: Backend, endpoint?: string): ProviderError.ProviderError => {
   const special = backend.classify?.(error)
   if (special !== undefined) return special
   const e = error as { readonly status?: unknown; readonly message?: unknown; readonly name?: unknown }
@@ -538,17 +566,21 @@ export const classify = (error: unknown, backend: Backend): ProviderError.Provid
     const wait = durationMs(body?.details?.find((item) => item["@type"]?.endsWith("google.rpc.RetryInfo"))?.retryDelay)
     return ProviderFailure.fromStatus(e.status, message, wait === undefined ? undefined : { "retry-after-ms": String(wait) })
   }
-  return ProviderFailure.fromUnknown(error, backend.api)
+  return ProviderFailure.fromUnknown(error, backend.api, endpoint)
 }
 
-const call = <A>(backend: Backend, run: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, ProviderError.ProviderError> =>
-  Effect.tryPromise({ try: run, catch: (error) => classify(error, backend) })
+const call = <A>(
+  backend: Backend,
+  endpoint: string,
+  run: (signal: AbortSignal) => Promise<A>
+): Effect.Effect<A, ProviderError.ProviderError> =>
+  Effect.tryPromise({ try: run, catch: (error) => classify(error, backend, endpoint) })
 
 // ---------------------------------------------------------------------------
 // requests
 // ---------------------------------------------------------------------------
 
-const toPart = (backend: Backend, client: GoogleGenAI, spec: PartSpec): Effect.Effect<Part, ProviderError.ProviderError> => {
+const toPart = (backend: Backend, connection: Connection, spec: PartSpec): Effect.Effect<Part, ProviderError.ProviderError> => {
   switch (spec._tag) {
     case "Text":
       return Effect.succeed({ text: spec.text })
@@ -560,7 +592,8 @@ const toPart = (backend: Backend, client: GoogleGenAI, spec: PartSpec): Effect.E
       }))
     case "Uploaded":
       return Effect.flatMap(
-        call(backend, (signal) => client.files.get({ name: spec.name, config: { abortSignal: signal } })),
+        call(backend, connection.endpoint, (signal) =>
+          connection.client.files.get({ name: spec.name, config: { abortSignal: signal } })),
         (file) => {
           const mimeType = spec.mimeType ?? file.mimeType
           return file.uri === undefined || mimeType === undefined
@@ -576,12 +609,13 @@ const toPart = (backend: Backend, client: GoogleGenAI, spec: PartSpec): Effect.E
   }
 }
 
-const toParts = (backend: Backend, client: GoogleGenAI, specs: ReadonlyArray<PartSpec>) =>
-  Effect.forEach(specs, (spec) => toPart(backend, client, spec))
+const toParts = (backend: Backend, connection: Connection, specs: ReadonlyArray<PartSpec>) =>
+  Effect.forEach(specs, (spec) => toPart(backend, connection, spec))
 
 /** One answer, read as prompto reads it. */
 interface Answer {
   readonly text: string
+  readonly extras: AnswerFields.Extras
   readonly content: Content | undefined
   readonly safetyAttributes: Readonly<Record<string, string>>
   readonly finishReason: string
@@ -611,7 +645,15 @@ export const answer = (response: GenerateContentResponse): Answer => {
   const model = response.modelVersion
   if (candidate === undefined) {
     const finishReason = `block_reason: ${response.promptFeedback?.blockReason ?? "OTHER"}`
-    return { text: "", content: undefined, safetyAttributes: { blocked: "True", finish_reason: finishReason }, finishReason, model, usage }
+    return {
+      text: "",
+      extras: AnswerFields.none,
+      content: undefined,
+      safetyAttributes: { blocked: "True", finish_reason: finishReason },
+      finishReason,
+      model,
+      usage
+    }
   }
   const ratings = candidate.safetyRatings ?? []
   const finishReason = candidate.finishReason ?? "FINISH_REASON_UNSPECIFIED"
@@ -624,8 +666,18 @@ export const answer = (response: GenerateContentResponse): Answer => {
   safetyAttributes.finish_reason = finishReason
   const parts = candidate.content?.parts ?? []
   const text = parts.filter((part) => part.thought !== true && typeof part.text === "string").map((part) => part.text).join("")
+  const extras: AnswerFields.Extras = {
+    toolCalls: parts.flatMap((part) =>
+      part.functionCall === undefined
+        ? []
+        : [AnswerFields.toolCall(part.functionCall.id, part.functionCall.name, part.functionCall.args ?? {}, part)]
+    ),
+    reasoning: AnswerFields.joinReasoning(
+      parts.flatMap((part) => (part.thought === true && typeof part.text === "string" ? [part.text] : []))
+    )
+  }
   const content = parts.length > 0 ? { role: "model", parts } : undefined
-  return { text, content, safetyAttributes, finishReason, model, usage }
+  return { text, extras, content, safetyAttributes, finishReason, model, usage }
 }
 
 /**
@@ -655,6 +707,7 @@ const respond = (answers: ReadonlyArray<Answer>, multiTurn: boolean): Provider.P
     fields: {
       safety_attributes: multiTurn ? answers.map((item) => item.safetyAttributes) : last?.safetyAttributes,
       finish_reason: last?.finishReason,
+      ...AnswerFields.fields(multiTurn ? answers.map((item) => item.extras) : last === undefined ? [] : [last.extras], multiTurn),
       ...(last?.model === undefined ? {} : { model: last.model })
     }
   }
@@ -673,6 +726,7 @@ export const query = (
   record: PromptRecord.IdentifiedRecord
 ): Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError> =>
   Effect.gen(function*() {
+    if (EmptyPrompt.is(record.prompt)) return yield* EmptyPrompt.error()
     const parsed = plan(record.prompt, backend.api, backend.vertex)
     if (!parsed.ok) {
       return yield* new ProviderError.PermanentError({ reason: "validation", message: parsed.problems.join("; ") })
@@ -691,16 +745,16 @@ export const query = (
         message: parameterProblems.map((problem) => `${problem.key}: ${problem.message}`).join("; ")
       })
     }
-    const client = yield* backend.client(record.model_name)
+    const connection = yield* backend.client(record.model_name)
     const value = parsed.value
     const baseConfig: GenerateContentConfig = { ...generationConfig(record.parameters), safetySettings: safety }
     if (value._tag === "History" && value.system !== undefined) {
-      baseConfig.systemInstruction = { parts: yield* toParts(backend, client, value.system) }
+      baseConfig.systemInstruction = { parts: yield* toParts(backend, connection, value.system) }
     }
     const generate = (contents: Array<Content>) =>
       Effect.map(
-        call(backend, (signal) =>
-          client.models.generateContent({
+        call(backend, connection.endpoint, (signal) =>
+          connection.client.models.generateContent({
             model: record.model_name,
             contents,
             config: { ...baseConfig, abortSignal: signal }
@@ -721,9 +775,9 @@ export const query = (
       return respond(answers, true)
     }
     const contents: Array<Content> = value._tag === "Single"
-      ? [{ role: "user", parts: yield* toParts(backend, client, value.parts) }]
+      ? [{ role: "user", parts: yield* toParts(backend, connection, value.parts) }]
       : yield* Effect.forEach(value.messages, (message) =>
-        Effect.map(toParts(backend, client, message.parts), (parts): Content => ({ role: message.role, parts })))
+        Effect.map(toParts(backend, connection, message.parts), (parts): Content => ({ role: message.role, parts })))
     return respond([yield* generate(contents)], false)
   })
 

@@ -2,8 +2,8 @@
  * What the plain-HTTP providers (`ollama`, `quart`) share over `@effect/platform`'s
  * `HttpClient`: the endpoint variable read per record and parsed, and one JSON `POST` whose
  * failures become the core's typed errors (an unusable URL is a permanent configuration error,
- * other transport failures and malformed bodies are transient, error statuses and error bodies
- * are classified by the provider).
+ * other transport failures, named with the URL and the network error code, and malformed bodies
+ * are transient, error statuses and error bodies are classified by the provider).
  *
  * @since 0.1.0
  */
@@ -13,7 +13,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { type Provider, ProviderError } from "@prompto/core"
 import { Effect, Option, Schema } from "effect"
 import * as ModelConfig from "../ModelConfig.js"
-import type * as ProviderFailure from "../ProviderFailure.js"
+import * as ProviderFailure from "../ProviderFailure.js"
 
 /**
  * Whether a value is a JSON object (not `null`, not an array).
@@ -103,10 +103,12 @@ export const serverMessage = (text: string): string => {
   return trimmed === "" ? "(empty body)" : trimmed.length > 500 ? `${trimmed.slice(0, 500)}…` : trimmed
 }
 
-const transportError = (api: string) => (error: HttpClientError.HttpClientError): ProviderError.ProviderError => {
+const transportError = (api: string, url: string) => (error: HttpClientError.HttpClientError): ProviderError.ProviderError => {
   if (error._tag === "RequestError" && error.reason === "InvalidUrl") {
     return new ProviderError.PermanentError({ reason: "configuration", message: `${api}: ${error.message}` })
   }
+  // no answer at all: name where it was sent and the network error code (ECONNREFUSED, ...)
+  if (error._tag === "RequestError" && error.reason === "Transport") return ProviderFailure.fromConnection(error.cause, api, url)
   const cause = (error.cause as { message?: unknown } | undefined)?.message
   return new ProviderError.TransientError({
     message: `${api}: ${error.message}${typeof cause === "string" && cause !== "" ? `: ${cause}` : ""}`
@@ -160,8 +162,8 @@ export const post = <A, I>(client: HttpClient.HttpClient, options: Post<A, I>): 
         new ProviderError.PermanentError({ reason: "validation", message: `${api}: cannot encode the request: ${error.reason._tag}` })
       )
     )
-    const response = yield* Effect.mapError(client.execute(request), transportError(api))
-    const text = yield* Effect.mapError(response.text, transportError(api))
+    const response = yield* Effect.mapError(client.execute(request), transportError(api, options.url))
+    const text = yield* Effect.mapError(response.text, transportError(api, options.url))
     if (response.status < 200 || response.status >= 300) {
       return yield* options.onStatus(response.status, serverMessage(text), response.headers)
     }

@@ -4,6 +4,12 @@
  * folder as base64 `data:` URLs), the chat and completion calls, response parsing (with the
  * `x-ratelimit-*` headers as `rateLimit`) and one cached SDK client per (api, key, endpoint).
  *
+ * Besides the text, a chat answer's `message.tool_calls` (and the older `function_call`) are
+ * written as the record's `tool_calls`, each `{ id, name, arguments, raw }` with the argument
+ * string parsed as JSON and `raw` the item as sent; the `reasoning_content` (DeepSeek, vLLM) or
+ * `reasoning` (vLLM, OpenRouter, Ollama) text of OpenAI-compatible servers as `reasoning`. Both
+ * follow `response`: a list per turn or choice where it is a list (see `answerFields`).
+ *
  * @since 0.1.0
  */
 import { type PromptRecord, type Provider, ProviderError } from "@prompto/core"
@@ -13,6 +19,8 @@ import type * as OpenAiSdk from "openai"
 import * as Media from "../Media.js"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
+import * as AnswerFields from "./answerFields.js"
+import * as EmptyPrompt from "./emptyPrompt.js"
 import * as RateLimitHeaders from "./rateLimitHeaders.js"
 import * as UndiciFetch from "./undiciFetch.js"
 import * as Usage from "./usage.js"
@@ -161,7 +169,7 @@ export const shapeProblems = (
   if (Array.isArray(prompt)) {
     const items: ReadonlyArray<unknown> = prompt
     if (items.length === 0) {
-      problems.push({ key: "prompt", message: "a prompt list must not be empty" })
+      problems.push(EmptyPrompt.problem)
     } else if (items.every((turn) => typeof turn === "string")) {
       if (typeof parameters.n === "number" && parameters.n > 1) {
         problems.push({
@@ -295,6 +303,8 @@ export const toMessage = (
 export interface Answer {
   /** The text of each choice, in `index` order. */
   readonly texts: ReadonlyArray<string>
+  /** The tool calls and reasoning of each choice, in `index` order. */
+  readonly extras: ReadonlyArray<AnswerFields.Extras>
   readonly finishReasons: ReadonlyArray<string | null>
   /** The model name the server reports. */
   readonly model: string | undefined
@@ -326,6 +336,39 @@ const parseUsage = (usage: unknown): Usage.Usage | undefined => {
 }
 
 /**
+ * The calls of a chat message: `tool_calls` and the legacy `function_call`. A function's
+ * arguments come as a JSON string and are parsed; a custom tool's `input` is free text, kept.
+ */
+const toolCallsOf = (message: Readonly<Record<string, unknown>>): ReadonlyArray<PromptRecord.ToolCall> => {
+  const calls = Array.isArray(message.tool_calls) ? message.tool_calls : []
+  const out = calls.filter(isRecord).map((call) =>
+    isRecord(call.custom)
+      ? AnswerFields.toolCall(call.id, call.custom.name, call.custom.input, call)
+      : AnswerFields.toolCall(
+        call.id,
+        isRecord(call.function) ? call.function.name : undefined,
+        AnswerFields.parseArguments(isRecord(call.function) ? call.function.arguments : undefined),
+        call
+      )
+  )
+  const legacy = message.function_call
+  if (isRecord(legacy)) {
+    out.push(AnswerFields.toolCall(undefined, legacy.name, AnswerFields.parseArguments(legacy.arguments), legacy))
+  }
+  return out
+}
+
+/** The reasoning text OpenAI-compatible servers add to a message (OpenAI itself returns none). */
+const reasoningOf = (message: Readonly<Record<string, unknown>>): string | undefined => {
+  const text = typeof message.reasoning_content === "string"
+    ? message.reasoning_content
+    : typeof message.reasoning === "string"
+    ? message.reasoning
+    : undefined
+  return text === undefined ? undefined : AnswerFields.joinReasoning([text])
+}
+
+/**
  * Parses a chat completion or a text completion; `undefined` if the body is not one.
  *
  * @since 0.1.0
@@ -333,10 +376,16 @@ const parseUsage = (usage: unknown): Usage.Usage | undefined => {
  */
 export const parseAnswer = (mode: Mode, body: unknown): Omit<Answer, "rateLimit"> | undefined => {
   if (!isRecord(body) || !Array.isArray(body.choices)) return undefined
-  const choices: Array<{ readonly index: number; readonly text: string; readonly reason: string | null }> = []
+  const choices: Array<{
+    readonly index: number
+    readonly text: string
+    readonly reason: string | null
+    readonly extras: AnswerFields.Extras
+  }> = []
   for (const [position, choice] of body.choices.entries()) {
     if (!isRecord(choice)) return undefined
     let text: string
+    let extras = AnswerFields.none
     if (mode === "chat") {
       const message = choice.message
       if (!isRecord(message)) return undefined
@@ -345,6 +394,7 @@ export const parseAnswer = (mode: Mode, body: unknown): Omit<Answer, "rateLimit"
         : typeof message.refusal === "string"
         ? message.refusal
         : ""
+      extras = { toolCalls: toolCallsOf(message), reasoning: reasoningOf(message) }
     } else {
       if (typeof choice.text !== "string") return undefined
       text = choice.text
@@ -352,12 +402,14 @@ export const parseAnswer = (mode: Mode, body: unknown): Omit<Answer, "rateLimit"
     choices.push({
       index: numberOr(choice.index) ?? position,
       text,
-      reason: typeof choice.finish_reason === "string" ? choice.finish_reason : null
+      reason: typeof choice.finish_reason === "string" ? choice.finish_reason : null,
+      extras
     })
   }
   choices.sort((a, b) => a.index - b.index)
   return {
     texts: choices.map((choice) => choice.text),
+    extras: choices.map((choice) => choice.extras),
     finishReasons: choices.map((choice) => choice.reason),
     model: typeof body.model === "string" ? body.model : undefined,
     usage: parseUsage(body.usage)
@@ -373,9 +425,10 @@ interface Sent {
 const send = (
   api: string,
   mode: Mode,
+  url: string,
   request: (signal: AbortSignal) => Promise<Sent>
 ): Effect.Effect<Answer, ProviderError.ProviderError> =>
-  Effect.tryPromise({ try: request, catch: (error) => ProviderFailure.fromUnknown(error, api) }).pipe(
+  Effect.tryPromise({ try: request, catch: (error) => ProviderFailure.fromUnknown(error, api, url) }).pipe(
     Effect.flatMap(({ data, response }) => {
       const answer = parseAnswer(mode, data)
       return answer === undefined
@@ -404,10 +457,13 @@ const toResponse = (
   const finishReason = multiTurn
     ? answers.map((answer) => answer.finishReasons[0] ?? null)
     : single(last?.finishReasons ?? [], null)
+  const extras = multiTurn
+    ? AnswerFields.fields(answers.map((answer) => answer.extras[0] ?? AnswerFields.none), true)
+    : AnswerFields.fields(last?.extras ?? [], (last?.extras.length ?? 0) > 1)
   return {
     response,
     ...(usage === undefined ? {} : { usage }),
-    fields: { finish_reason: finishReason, ...(last?.model === undefined ? {} : { model: last.model }) },
+    fields: { finish_reason: finishReason, ...extras, ...(last?.model === undefined ? {} : { model: last.model }) },
     // the latest word on the limits: earlier turns' headers are out of date
     ...(last?.rateLimit === undefined ? {} : { rateLimit: last.rateLimit })
   }
@@ -449,12 +505,12 @@ export const make = (spec: Spec): Provider.Provider => {
 
   // `withResponse()` hands over the `Response` the SDK reads anyway, for its rate-limit headers
   const chat = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
-    send(spec.api, "chat", (signal) =>
+    send(spec.api, "chat", client.baseURL, (signal) =>
       client.chat.completions.create(body as unknown as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, { signal })
         .withResponse())
 
   const complete = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
-    send(spec.api, "completion", (signal) =>
+    send(spec.api, "completion", client.baseURL, (signal) =>
       client.completions.create(body as unknown as OpenAI.CompletionCreateParamsNonStreaming, { signal }).withResponse())
 
   return {

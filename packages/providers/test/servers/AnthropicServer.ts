@@ -2,7 +2,8 @@
  * A loopback server speaking Anthropic's Messages API (`POST /v1/messages`) for tests: it checks
  * requests as the real API does (auth, `anthropic-version`, `max_tokens`, roles, image sources),
  * records every request, and answers with realistic message JSON or programmed failures
- * (error bodies with headers, malformed bodies, hangs). Messages carry no rate-limit headers
+ * (error bodies with headers, malformed bodies, hangs); a message may carry `thinking` and
+ * `tool_use` blocks besides its text. Messages carry no rate-limit headers
  * unless a reply gives some (`rateLimitHeaders` are Anthropic's).
  */
 import { Effect, type Scope } from "effect"
@@ -15,8 +16,10 @@ export type Reply =
     readonly _tag: "Message"
     /** The text blocks of the answer (default: an answer derived from the request). */
     readonly text?: string | ReadonlyArray<string>
-    /** Extra content blocks put before the text (e.g. a `thinking` block). */
+    /** Extra content blocks put before the text (e.g. a `thinking` block, see `thinkingBlock`). */
     readonly extraBlocks?: ReadonlyArray<object>
+    /** Content blocks put after the text (e.g. `tool_use` blocks, which come last; see `toolUseBlock`). */
+    readonly trailingBlocks?: ReadonlyArray<object>
     readonly stopReason?: string
     /** The served model (default: the requested one). */
     readonly model?: string
@@ -140,6 +143,12 @@ export const rateLimitHeaders = (
   }
 }
 
+/** A `thinking` block as extended thinking returns it (with its signature). */
+export const thinkingBlock = (thinking: string) => ({ type: "thinking", thinking, signature: "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds" })
+
+/** A `tool_use` block: a call of a client tool with its `input`. */
+export const toolUseBlock = (id: string, name: string, input: unknown) => ({ type: "tool_use", id, name, input })
+
 /** The default answer: names the request number, the model and the last user text. */
 export const defaultAnswer = (index: number, model: string, lastUserText: string): string =>
   `Answer ${index} from ${model}: ${lastUserText}`
@@ -204,7 +213,11 @@ const messageBody = (request: RecordedRequest, reply: Extract<Reply, { _tag: "Me
       type: "message",
       role: "assistant",
       model: reply.model ?? body.model,
-      content: [...(reply.extraBlocks ?? []), ...texts.map((text) => ({ type: "text", text, citations: null }))],
+      content: [
+        ...(reply.extraBlocks ?? []),
+        ...texts.map((text) => ({ type: "text", text, citations: null })),
+        ...(reply.trailingBlocks ?? [])
+      ],
       stop_reason: reply.stopReason ?? "end_turn",
       stop_sequence: null,
       stop_details: null,

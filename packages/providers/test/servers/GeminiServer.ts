@@ -114,6 +114,8 @@ export const textResponse = (
     readonly finishReason?: string
     readonly probabilities?: ReadonlyArray<string>
     readonly usage?: { readonly prompt: number; readonly candidates: number } & UsageDetails
+    /** The content's parts instead of the one text part (see `thoughtPart`, `functionCallPart`). */
+    readonly parts?: ReadonlyArray<{ readonly text?: string; readonly [key: string]: unknown }>
   } = {}
 ) => {
   const categories = [
@@ -125,7 +127,7 @@ export const textResponse = (
   const usage = options.usage ?? { prompt: 8, candidates: 12 }
   return {
     candidates: [{
-      content: { role: "model", parts: [{ text }] },
+      content: { role: "model", parts: options.parts ?? [{ text }] },
       finishReason: options.finishReason ?? "STOP",
       index: 0,
       safetyRatings: categories.map((category, i) => ({
@@ -144,6 +146,25 @@ export const textResponse = (
     responseId: "loopback"
   }
 }
+
+/**
+ * A thought summary part, as a thinking model returns it with `includeThoughts`.
+ *
+ * @since 0.1.0
+ * @category replies
+ */
+export const thoughtPart = (text: string) => ({ text, thought: true })
+
+/**
+ * A `functionCall` part (Gemini 3 adds an `id` and a `thoughtSignature`).
+ *
+ * @since 0.1.0
+ * @category replies
+ */
+export const functionCallPart = (name: string, args: unknown, id?: string) => ({
+  functionCall: { ...(id === undefined ? {} : { id }), name, args },
+  thoughtSignature: "CiQBVKhc7vB+signature"
+})
 
 const lastUserText = (body: any): string => {
   const contents: ReadonlyArray<any> = Array.isArray(body?.contents) ? body.contents : []

@@ -3,8 +3,9 @@
  * Face TGI do: `POST .../chat/completions` and `POST .../completions` with JSON bodies,
  * bearer or `api-key` auth, Azure's deployment paths and `api-version`, OpenAI- and
  * Azure-shaped error bodies. It records every request and answers with realistic completions,
- * or with a queued reply: any status (429 with `retry-after`, 500, 400 ...), a malformed body,
- * or a hang that never answers (and notices when the client closes the connection). Answers
+ * or with a queued reply: an answer whose message holds tool calls or reasoning text, any
+ * status (429 with `retry-after`, 500, 400 ...), a malformed body, or a hang that never answers
+ * (and notices when the client closes the connection). Answers
  * carry no rate-limit headers unless a reply or `Options.answerHeaders` gives some
  * (`rateLimitHeaders` are OpenAI's).
  */
@@ -36,11 +37,33 @@ export interface UsageDetails {
   readonly reasoningTokens?: number
 }
 
+/**
+ * What a chat answer's message holds besides the realistic text: tool calls (then
+ * `finish_reason` is `tool_calls`) and the `reasoning_content` of DeepSeek and vLLM.
+ */
+export interface MessageExtras {
+  /** `message.content` instead of the answer text; `null` as OpenAI sends it with tool calls only. */
+  readonly content?: string | null
+  /** `message.tool_calls`, as OpenAI sends them (see `toolCall`). */
+  readonly toolCalls?: ReadonlyArray<unknown>
+  /** `message.reasoning_content`. */
+  readonly reasoningContent?: string
+}
+
+/** A `tool_calls` item as OpenAI sends it: the arguments as a JSON string. */
+export const toolCall = (id: string, name: string, args: unknown) => ({
+  id,
+  type: "function",
+  function: { name, arguments: typeof args === "string" ? args : JSON.stringify(args) }
+})
+
 /** What the server does with one request. */
 export type Reply =
   | {
     readonly _tag: "Answer"
     readonly usage?: UsageDetails
+    /** The message of each choice (by index) holds these (chat only). */
+    readonly message?: MessageExtras | ((choice: number) => MessageExtras)
     /** Headers sent with the answer (instead of `Options.answerHeaders`). */
     readonly headers?: Readonly<Record<string, string>>
   }
@@ -78,6 +101,8 @@ export const replies = {
   answer: { _tag: "Answer" } as Reply,
   /** The realistic answer, its chat usage reporting these details. */
   answerWith: (usage: UsageDetails): Reply => ({ _tag: "Answer", usage }),
+  /** A chat answer whose message (of every choice, or per choice index) holds tool calls or reasoning. */
+  answerWithMessage: (message: MessageExtras | ((choice: number) => MessageExtras)): Reply => ({ _tag: "Answer", message }),
   /** The realistic answer with these headers (e.g. `rateLimitHeaders()`). */
   answerWithHeaders: (headers: Readonly<Record<string, string>>): Reply => ({ _tag: "Answer", headers }),
   status: (status: number, body: unknown, headers?: Readonly<Record<string, string>>): Reply =>
@@ -172,12 +197,24 @@ export const contentText = (content: unknown): string =>
 
 const words = (text: string): number => text.split(/\s+/).filter((word) => word.length > 0).length
 
+const messageOf = (text: string, extras: MessageExtras | undefined) => {
+  if (extras === undefined) return { role: "assistant", content: text, refusal: null }
+  return {
+    role: "assistant",
+    content: extras.content === undefined ? text : extras.content,
+    refusal: null,
+    ...(extras.reasoningContent === undefined ? {} : { reasoning_content: extras.reasoningContent }),
+    ...(extras.toolCalls === undefined ? {} : { tool_calls: extras.toolCalls })
+  }
+}
+
 const answer = (
   kind: "chat" | "completion",
   body: any,
   served: string,
   details: UsageDetails = {},
-  tokens: TokenCounting = wordCounting
+  tokens: TokenCounting = wordCounting,
+  message?: MessageExtras | ((choice: number) => MessageExtras)
 ) => {
   const model = typeof body?.model === "string" ? body.model : served
   const n = typeof body?.n === "number" ? body.n : 1
@@ -193,12 +230,15 @@ const answer = (
       object: "chat.completion",
       created,
       model: served,
-      choices: texts.map((text, index) => ({
-        index,
-        message: { role: "assistant", content: text, refusal: null },
-        logprobs: null,
-        finish_reason: "stop"
-      })),
+      choices: texts.map((text, index) => {
+        const extras = typeof message === "function" ? message(index) : message
+        return {
+          index,
+          message: messageOf(text, extras),
+          logprobs: null,
+          finish_reason: extras?.toolCalls === undefined ? "stop" : "tool_calls"
+        }
+      }),
       usage: {
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,
@@ -306,7 +346,12 @@ export const make = (options: Options = {}): Effect.Effect<OpenAiServer, never, 
           case "Answer": {
             const model = isRecord(body) && typeof body.model === "string" ? body.model : ""
             const headers = reply.headers ?? options.answerHeaders
-            return Loopback.sendJson(response, 200, answer(routed.kind, body, servedModel(model), reply.usage, counting), headers)
+            return Loopback.sendJson(
+              response,
+              200,
+              answer(routed.kind, body, servedModel(model), reply.usage, counting, reply.message),
+              headers
+            )
           }
           case "Status":
             return Loopback.sendJson(response, reply.status, reply.body, reply.headers)
