@@ -28,31 +28,8 @@ import * as PromptoFlags from "./PromptoFlags.js"
  */
 export const version = "0.1.0"
 
-/**
- * The root command with its subcommands.
- *
- * @since 0.1.0
- * @category commands
- */
-export const command = Command.make("prompto").pipe(
-  Command.withDescription("Run large prompt experiments against many LLM APIs at once."),
-  Command.withSubcommands([
-    run.command,
-    check.command,
-    estimate.command,
-    expand.command,
-    judge.command,
-    pipeline.command,
-    missing.command,
-    cache.command,
-    report.command
-  ])
-)
-
-const cli = Command.run(command, { name: "prompto", version })
-
-/** Each subcommand's flags, for the suggestion after an unknown flag. */
-const subcommands: ReadonlyArray<Command.Command<any, any, any, any>> = [
+/** The subcommands, once: for the root command and for flag suggestions. */
+const subcommands = [
   run.command,
   check.command,
   estimate.command,
@@ -62,9 +39,26 @@ const subcommands: ReadonlyArray<Command.Command<any, any, any, any>> = [
   missing.command,
   cache.command,
   report.command
-]
+] as const
+
+/**
+ * The root command with its subcommands.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const command = Command.make("prompto").pipe(
+  Command.withDescription("Run large prompt experiments against many LLM APIs at once."),
+  Command.withSubcommands(subcommands)
+)
+
+const cli = Command.run(command, { name: "prompto", version })
+
+/** Each subcommand's flags, for the suggestion after an unknown flag. */
 const subcommandFlags: ReadonlyMap<string, ReadonlyArray<string>> = new Map(
-  subcommands.map((subcommand) => [[...Command.getNames(subcommand)][0]!, CliConsole.flagsOf(subcommand)] as const)
+  (subcommands as ReadonlyArray<Command.Command<any, any, any, any>>).map((subcommand) =>
+    [[...Command.getNames(subcommand)][0]!, CliConsole.flagsOf(subcommand)] as const
+  )
 )
 
 /**
