@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, TestClock } from "effect"
 import * as Pacer from "../src/internal/pacer.js"
+import * as Dispatch from "../src/internal/dispatch.js"
 
 const takeTimes = (pacer: Pacer.Pacer, n: number) =>
   Effect.forEach(Array.from({ length: n }), () => Effect.zipRight(pacer.take, Clock.currentTimeMillis))
@@ -426,6 +427,43 @@ describe("Pacer", () => {
         expect(times.slice(0, 10)).toEqual([500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000])
         // the hint has lapsed at 5 s: back on a 10 ms grid
         expect(times.slice(10)).toEqual([5010, 5020])
+        expect(yield* pacer.queriesPerMinute).toBe(6000)
+      }))
+
+    it("with the API's limit, a window is a bucket that refills by its reset: full caps nothing, empty caps at the refill rate", () => {
+      // 300 a minute, full: it resets at once
+      expect(Pacer.hintCap({ remaining: 300, limit: 300, resetAt: 1000 }, 1000)).toBeUndefined()
+      // half left, full again in 30 s: 300 can go in those 30 s
+      expect(Pacer.hintCap({ remaining: 150, limit: 300, resetAt: 31_000 }, 1000)).toEqual({ queriesPerMinute: 600, until: 31_000 })
+      // none left, full again in a minute: the refill rate, 300 a minute, with no pause
+      expect(Pacer.hintCap({ remaining: 0, limit: 300, resetAt: 61_000 }, 1000)).toEqual({ queriesPerMinute: 300, until: 61_000 })
+      // without a limit, a fixed window: what is left spread until the reset, none left a pause
+      expect(Pacer.hintCap({ remaining: 10, resetAt: 6000 }, 1000)).toEqual({ queriesPerMinute: 120, until: 6000 })
+      expect(Pacer.hintCap({ remaining: 0, resetAt: 6000 }, 1000)).toEqual({ pauseUntil: 6000 })
+    })
+
+    it("a token window counts in requests of the answer's tokens, beside the request window", () => {
+      const hints = Dispatch.rateHints(
+        { limitRequests: 500, remainingRequests: 499, resetRequestsMs: 120, limitTokens: 10_000, remainingTokens: 1000, resetTokensMs: 54_000 },
+        0,
+        100
+      )
+      expect(hints).toEqual([{ remaining: 499, limit: 500, resetAt: 120 }, { remaining: 10, limit: 100, resetAt: 54_000 }])
+      // the token window is the stricter: 100 requests' worth of tokens in 54 s
+      expect(Pacer.hintCap(hints[1]!, 0)).toEqual({ queriesPerMinute: (100 * 60_000) / 54_000, until: 54_000 })
+    })
+
+    it.scoped("of several windows the strictest caps the queue, and a window full again lifts the cap", () =>
+      Effect.gen(function*() {
+        const pacer = yield* Pacer.make(6000, { adaptiveRate: false })
+        const hinted = yield* pacer.hint([{ remaining: 499, limit: 500, resetAt: 120 }, { remaining: 0, limit: 100, resetAt: 60_000 }])
+        expect(hinted.rate).toEqual({ queriesPerMinute: 100, configured: 6000, reason: "headers" })
+        expect(yield* pacer.queriesPerMinute).toBe(100)
+        expect((yield* pacer.hint([{ remaining: 100, limit: 100, resetAt: 0 }])).rate).toEqual({
+          queriesPerMinute: 6000,
+          configured: 6000,
+          reason: "headers"
+        })
         expect(yield* pacer.queriesPerMinute).toBe(6000)
       }))
 

@@ -3,6 +3,7 @@ import { Chunk, Clock, Effect, Fiber, Random, Stream, TestClock } from "effect"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type { IdentifiedRecord } from "../src/PromptRecord.js"
+import type { RateLimitInfo } from "../src/Provider.js"
 import { RateLimitError, TransientError, PermanentError } from "../src/ProviderError.js"
 import * as RequestPath from "../src/RequestPath.js"
 import * as Scheduler from "../src/Scheduler.js"
@@ -406,6 +407,71 @@ describe("Scheduler", () => {
         const perMinute = ((sends.length - 1) / (sends.at(-1)! - sends[0]!)) * 60_000
         expect(perMinute).toBeGreaterThan(250)
         expect(perMinute).toBeLessThan(320)
+      }), 60_000)
+
+    /**
+     * OpenAI's limits as its headers state them: a bucket of `perMinute` requests refilled at
+     * `perMinute` a minute, every answer carrying the limit, what is left and the time until the
+     * bucket is full again (`x-ratelimit-*-requests`); a 429 carries them too, without retry-after.
+     */
+    const statedBucket = (perMinute: number) => {
+      let tokens = perMinute
+      let at = 0
+      return (now: number): { readonly ok: boolean; readonly rateLimit: RateLimitInfo } => {
+        tokens = Math.min(perMinute, tokens + ((now - at) * perMinute) / 60_000)
+        at = now
+        const ok = tokens >= 1
+        if (ok) tokens--
+        const rateLimit = {
+          limitRequests: perMinute,
+          remainingRequests: Math.floor(tokens),
+          resetRequestsMs: ((perMinute - tokens) * 60_000) / perMinute
+        }
+        return { ok, rateLimit }
+      }
+    }
+
+    /** `n` prompts at `qpm` against a bucket that states its limits, read or not (`ignoreHeaders`). */
+    const againstStated = (n: number, qpm: number, ignoreHeaders: boolean) =>
+      Effect.gen(function*() {
+        const bucket = statedBucket(300)
+        const mock = MockProvider.make("mock", {
+          respond: () =>
+            Effect.gen(function*() {
+              const { ok, rateLimit } = bucket(yield* Clock.currentTimeMillis)
+              const stated = ignoreHeaders ? {} : { rateLimit }
+              if (!ok) {
+                yield* Effect.sleep("50 millis")
+                return yield* new RateLimitError({ message: "429 Too Many Requests", ...stated })
+              }
+              yield* Effect.sleep("1 second")
+              return { response: "ok", ...stated }
+            })
+        })
+        const { done, events } = yield* runWithEvents(
+          [{ key: "q", queriesPerMinute: qpm, records: Stream.fromIterable(records(n)) }],
+          { maxAttempts: 5 }
+        ).pipe(Effect.provide(MockProvider.layer(mock)))
+        const sent = events.filter((e) => e._tag === "Sent").length
+        const limited = sent - done.length
+        const headerCaps = events.filter((e) => e._tag === "RateChanged" && e.reason === "headers").length
+        return { done, sent, limited, share: limited / sent, headerCaps }
+      })
+
+    it.effect("reading OpenAI's rate-limit headers, the queue slows down before the 429s start (1,200 QPM against 300 a minute)", () =>
+      Effect.gen(function*() {
+        const read = yield* againstStated(600, 1200, false)
+        const blind = yield* againstStated(600, 1200, true)
+        console.log(
+          `stated bucket 300/min, 1,200 QPM configured: headers read ${read.limited} 429s of ${read.sent} ` +
+            `(${(100 * read.share).toFixed(1)} %), headers ignored ${blind.limited} of ${blind.sent} (${(100 * blind.share).toFixed(1)} %)`
+        )
+        expect(read.done.filter((r) => r.error !== undefined)).toEqual([])
+        expect(read.headerCaps).toBeGreaterThan(0)
+        // the bucket's 300 go at 1,200 a minute, then the rate follows its refill: the in-flight
+        // requests of the second before the cap are the only ones refused
+        expect(read.share).toBeLessThan(0.01)
+        expect(read.limited).toBeLessThan(blind.limited)
       }), 60_000)
 
     it.effect("without adapting, the same token bucket answers 429 to a large share (the issue's 574 of 1,243)", () =>

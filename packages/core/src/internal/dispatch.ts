@@ -9,7 +9,7 @@ import * as Pacer from "./pacer.js"
 import * as RequestTimeout from "./requestTimeout.js"
 import type { CompletedRecord, IdentifiedRecord } from "../PromptRecord.js"
 import { missingProviderMessage, type Provider } from "../Provider.js"
-import type { ProviderResponse } from "../Provider.js"
+import type { ProviderResponse, RateLimitInfo } from "../Provider.js"
 import { PermanentError, type ProviderError, RequestTimeoutError } from "../ProviderError.js"
 import { errorResponse, retryPolicy } from "../RetryPolicy.js"
 import type { SchedulerEvent, SchedulerOptions } from "../Scheduler.js"
@@ -81,6 +81,30 @@ export const admit = (record: IdentifiedRecord, pacer: Pacer.Pacer, urgent: bool
     )
 }
 
+/**
+ * The pacer's hints from what an API's headers said (`ProviderResponse.rateLimit`, or a 429's),
+ * read at `now`: its request window as it is, and its token window in requests of
+ * `tokensPerRequest` tokens (this answer's usage, else the estimate), so whichever runs out
+ * first slows the queue.
+ */
+export const rateHints = (info: RateLimitInfo, now: number, tokensPerRequest: number | undefined): Array<Pacer.RateHint> => {
+  const hints: Array<Pacer.RateHint> = []
+  if (info.remainingRequests !== undefined && info.resetRequestsMs !== undefined) {
+    hints.push({ remaining: info.remainingRequests, limit: info.limitRequests, resetAt: now + info.resetRequestsMs })
+  }
+  if (
+    info.remainingTokens !== undefined && info.resetTokensMs !== undefined &&
+    tokensPerRequest !== undefined && tokensPerRequest > 0
+  ) {
+    hints.push({
+      remaining: info.remainingTokens / tokensPerRequest,
+      limit: info.limitTokens === undefined ? undefined : info.limitTokens / tokensPerRequest,
+      resetAt: now + info.resetTokensMs
+    })
+  }
+  return hints
+}
+
 /** The failure of a retry given up because the run is stopping. */
 export const stoppedError = new PermanentError({ reason: "stopped", message: "the run was stopped before this prompt was answered" })
 
@@ -144,6 +168,14 @@ export const dispatch = (
           configured: change.configured,
           reason: change.reason
         }))
+    // the API's own count of what is left slows the queue before it answers "slow down"
+    const readHeaders = (info: RateLimitInfo | undefined, usage: ProviderResponse["usage"]): Effect.Effect<void> => {
+      if (info === undefined) return Effect.void
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const hints = rateHints(info, now, TokenBudget.usedTokens(usage) ?? TokenBudget.estimate(record))
+        return hints.length === 0 ? Effect.void : Effect.flatMap(pacer.hint(hints), (hinted) => reportRate(hinted.rate))
+      })
+    }
     const attempt = Effect.gen(function*() {
       // the first attempt was admitted before this record left its queue; a retry is admitted anew
       if (attempts > 0 && options.stopping?.() === true) return yield* stoppedError
@@ -155,7 +187,12 @@ export const dispatch = (
         Effect.onExit((exit) => settle(exit._tag === "Success" ? exit.value : undefined))
       )
     }).pipe(
-      Effect.tap(() => Effect.flatMap(pacer.succeeded(sentAt), reportRate)),
+      Effect.tap((response) =>
+        Effect.zipRight(
+          Effect.flatMap(pacer.succeeded(sentAt), reportRate),
+          readHeaders(response.rateLimit, response.usage)
+        )
+      ),
       Effect.tapError((error) =>
         Effect.zipRight(
           error.retryable && attempts < options.maxAttempts
@@ -179,6 +216,7 @@ export const dispatch = (
                 })
               }
               yield* reportRate(pause.rate)
+              yield* readHeaders(error.rateLimit, undefined)
             })
             : Effect.void
         )

@@ -352,6 +352,50 @@ export interface RateChange {
  */
 export const reportStep = 0.1
 
+/**
+ * One window of an API's limits as its headers state it, in requests (a token window is turned
+ * into requests by the caller): `remaining` left, `limit` when the API states it, and `resetAt`
+ * (clock milliseconds) when the window is full again.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateHint {
+  readonly remaining: number
+  readonly resetAt: number
+  readonly limit?: number | undefined
+}
+
+/**
+ * The most a hint lets a queue send, at `now`: a rate in queries per minute, or a pause until the
+ * window resets; `undefined` when the hint has lapsed or says nothing.
+ *
+ * - With its `limit`, the window is a token bucket that refills to `limit` by `resetAt` (OpenAI's
+ *   `x-ratelimit-reset-*` and Anthropic's `*-reset` both mean "fully replenished"): `remaining`
+ *   now plus the `limit - remaining` that come back by `resetAt` is `limit` in that time. A full
+ *   bucket resets at once, so it caps nothing; an empty one caps the queue at the bucket's refill
+ *   rate, which is the rate the API sustains. So the queue slows down as the bucket drains,
+ *   before the 429s start.
+ * - Without it, a fixed window: `remaining` spread evenly until `resetAt`, and none left pauses
+ *   the queue until then.
+ *
+ * @since 0.1.0
+ * @category pacing
+ */
+export const hintCap = (
+  hint: RateHint,
+  now: number
+): { readonly queriesPerMinute: number; readonly until: number } | { readonly pauseUntil: number } | undefined => {
+  const { limit, remaining, resetAt } = hint
+  if (!(resetAt > now) || !Number.isFinite(remaining) || remaining < 0) return undefined
+  const windowMs = resetAt - now
+  if (limit !== undefined && Number.isFinite(limit) && limit > 0) {
+    return { queriesPerMinute: (Math.max(limit, remaining) * 60_000) / windowMs, until: resetAt }
+  }
+  const left = Math.floor(remaining)
+  return left === 0 ? { pauseUntil: resetAt } : { queriesPerMinute: (left * 60_000) / windowMs, until: resetAt }
+}
+
 // ---------------------------------------------------------------------------------------------
 // the pacer
 // ---------------------------------------------------------------------------------------------
@@ -417,13 +461,13 @@ export interface Pacer {
    */
   readonly succeeded: (sentAt: number) => Effect.Effect<RateChange | undefined>
   /**
-   * The API said `remaining` requests are left until `resetAt` (clock milliseconds): until then
-   * the effective rate is at most what spreads them evenly over the time left, and with none
-   * left the queue pauses until `resetAt`. The latest hint replaces the one before; a hint whose
+   * What the API said about its limits (`RateHint`; several windows: the strictest counts): until
+   * `resetAt` the effective rate is at most what the hint allows, and with none left in a fixed
+   * window the queue pauses until `resetAt`. The latest hint replaces the one before; a hint whose
    * reset has passed is ignored. Returns the new rate when the move is worth reporting, and the
    * end of the pause when it paused.
    */
-  readonly hint: (options: { readonly remaining: number; readonly resetAt: number }) => Effect.Effect<{
+  readonly hint: (hint: RateHint | ReadonlyArray<RateHint>) => Effect.Effect<{
     readonly rate: RateChange | undefined
     readonly pausedUntil: number | undefined
   }>
@@ -651,14 +695,24 @@ export const make = (
         state.level = 0
         return rate.succeeded(sentAt, now)
       })
-    const hint: Pacer["hint"] = ({ remaining, resetAt }) =>
+    const hint: Pacer["hint"] = (given) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        if (!(resetAt > now) || !Number.isFinite(remaining)) return { rate: undefined, pausedUntil: undefined }
-        const left = Math.max(0, Math.floor(remaining))
-        const paused = left === 0 && extend(resetAt, now)
+        let strictest: { readonly queriesPerMinute: number; readonly until: number } | undefined
+        let pauseUntil: number | undefined
+        for (const one of Array.isArray(given) ? given as ReadonlyArray<RateHint> : [given as RateHint]) {
+          const cap = hintCap(one, now)
+          if (cap === undefined) continue
+          if ("pauseUntil" in cap) pauseUntil = Math.max(pauseUntil ?? 0, cap.pauseUntil)
+          else if (strictest === undefined || cap.queriesPerMinute < strictest.queriesPerMinute) strictest = cap
+        }
+        // a window that is full again (or a hint that says nothing) lifts the cap of the one before
+        if (strictest === undefined && pauseUntil === undefined) return { rate: rate.hint(queriesPerMinute, now, now), pausedUntil: undefined }
+        const paused = pauseUntil !== undefined && extend(pauseUntil, now)
         // none left: the pause holds the queue; after it, the rate the API's window refills at is unknown
-        const cap = left === 0 ? queriesPerMinute : Math.min(queriesPerMinute, (left * 60_000) / (resetAt - now))
-        return { rate: rate.hint(cap, resetAt, now), pausedUntil: paused ? state.pausedUntil : undefined }
+        const cap = strictest === undefined
+          ? { queriesPerMinute, until: pauseUntil! }
+          : { queriesPerMinute: Math.min(queriesPerMinute, strictest.queriesPerMinute), until: strictest.until }
+        return { rate: rate.hint(cap.queriesPerMinute, cap.until, now), pausedUntil: paused ? state.pausedUntil : undefined }
       })
     const inFlight = concurrency === undefined || !Number.isFinite(concurrency)
       ? undefined
