@@ -1,5 +1,5 @@
 /**
- * The `ollama` API over Ollama's native HTTP API with `@effect/platform`'s `HttpClient` (no SDK),
+ * The `ollama` API over Ollama's native HTTP API, spoken over undici (`internal/httpJson`, no SDK),
  * as prompto sends it through the ollama Python client:
  *
  * - a string prompt: `POST {endpoint}/api/generate` with `{ model, prompt, stream: false, options }`;
@@ -12,7 +12,7 @@
  * `tool_calls` are written as the record's `tool_calls` (`{ id, name, arguments, raw }`) and a
  * thinking model's `thinking` text as `reasoning`; for a multi-turn prompt both are lists, one
  * entry per turn. The endpoint is `OLLAMA_API_ENDPOINT` (or `OLLAMA_API_ENDPOINT_<model id>`),
- * read per record, and parsed as the ollama client parses its host (`localhost` is
+ * read once per model, and parsed as the ollama client parses its host (`localhost` is
  * `http://localhost:11434`). prompto's ollama API takes no images (its
  * messages must have exactly `role` and `content`), so neither does this one.
  *
@@ -22,8 +22,6 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Either, Layer, Option, Schema } from "effect"
 import * as AnswerFields from "./internal/answerFields.js"
@@ -269,14 +267,14 @@ export const toResponse = (replies: ReadonlyArray<Reply>, multiTurn: boolean): P
 }
 
 /**
- * Makes the provider over the given `HttpClient`, which is captured and shared by every request
- * (one connection pool, so connections are kept alive and reused).
+ * Makes the provider. Requests go over the process's one undici pool (connections kept alive
+ * and reused, shared with the SDK providers).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient> = Effect.gen(function*() {
-  const client = yield* HttpJson.client
+export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
+  const endpointOf = HttpJson.endpointOf(endpointVariable, baseUrl)
 
   const post = <A, I>(
     url: string,
@@ -284,7 +282,7 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
     schema: Schema.Schema<A, I>,
     modelName: string
   ): Effect.Effect<A, ProviderError.ProviderError> =>
-    HttpJson.post(client, {
+    HttpJson.post({
       api,
       url,
       body,
@@ -324,7 +322,7 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
         return yield* new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${planned.left}` })
       }
       const model = record.model_name
-      const base = yield* HttpJson.requireEndpoint(endpointVariable, model, baseUrl)
+      const base = yield* endpointOf(model)
       const options = record.parameters ?? {}
       const step = planned.right
       switch (step._tag) {
@@ -350,23 +348,10 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
 })
 
 /**
- * Installs the `ollama` provider as its own registry entry, over an `HttpClient` the caller
- * provides (share one client between providers to share its connection pool).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerWithoutHttpClient: Layer.Layer<Provider.ProviderRegistry, never, HttpClient.HttpClient> = Provider
-  .layerEffect(make)
-
-/**
  * Installs the `ollama` provider as its own registry entry (composes with other provider layers
- * via `Layer.mergeAll`), over undici's `HttpClient` (one keep-alive connection pool, closed when
- * the layer is released).
+ * via `Layer.mergeAll`).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = layerWithoutHttpClient.pipe(
-  Layer.provide(NodeHttpClient.layerUndici)
-)
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.layerEffect(make)

@@ -1,11 +1,11 @@
 /**
  * The `quart` API: prompto's own small HTTP server around a Hugging Face `transformers`
- * pipeline (`prompto/models/quart/quart_api.py`), spoken with `@effect/platform`'s `HttpClient`.
+ * pipeline (`prompto/models/quart/quart_api.py`), spoken over undici (`internal/httpJson`).
  *
  * A record is one `POST {endpoint}/generate` with `{ "text": prompt, "model": model_name,
  * "options": parameters }`; the server answers `{ "response": <pipeline output>, "model": name }`
  * and the text is `response[0].generated_text`. The prompt must be a string. The endpoint is
- * `QUART_API_ENDPOINT` (or `QUART_API_ENDPOINT_<model id>`), read per record. The completed
+ * `QUART_API_ENDPOINT` (or `QUART_API_ENDPOINT_<model id>`), read once per model. The completed
  * record gets `model` as the server reports it; the server reports no token usage or finish
  * reason.
  *
@@ -16,8 +16,6 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as EmptyPrompt from "./internal/emptyPrompt.js"
@@ -85,14 +83,14 @@ export const Reply = Schema.Struct({
 })
 
 /**
- * Makes the provider over the given `HttpClient`, which is captured and shared by every request
- * (one connection pool, so connections are kept alive and reused).
+ * Makes the provider. Requests go over the process's one undici pool (connections kept alive
+ * and reused, shared with the SDK providers).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient> = Effect.gen(function*() {
-  const client = yield* HttpJson.client
+export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
+  const endpointOf = HttpJson.endpointOf(endpointVariable, generateUrl)
 
   const check = (record: PromptRecord.PromptRecord): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
     Effect.gen(function*() {
@@ -110,8 +108,8 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
       if (problem !== undefined) {
         return yield* new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${problem}` })
       }
-      const url = yield* HttpJson.requireEndpoint(endpointVariable, record.model_name, generateUrl)
-      const reply = yield* HttpJson.post(client, {
+      const url = yield* endpointOf(record.model_name)
+      const reply = yield* HttpJson.post({
         api,
         url,
         body: { text: record.prompt, model: record.model_name, options: record.parameters ?? {} },
@@ -135,23 +133,10 @@ export const make: Effect.Effect<Provider.Provider, never, HttpClient.HttpClient
 })
 
 /**
- * Installs the `quart` provider as its own registry entry, over an `HttpClient` the caller
- * provides (share one client between providers to share its connection pool).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerWithoutHttpClient: Layer.Layer<Provider.ProviderRegistry, never, HttpClient.HttpClient> = Provider
-  .layerEffect(make)
-
-/**
  * Installs the `quart` provider as its own registry entry (composes with other provider layers
- * via `Layer.mergeAll`), over undici's `HttpClient` (one keep-alive connection pool, closed when
- * the layer is released).
+ * via `Layer.mergeAll`).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Provider.ProviderRegistry> = layerWithoutHttpClient.pipe(
-  Layer.provide(NodeHttpClient.layerUndici)
-)
+export const layer: Layer.Layer<Provider.ProviderRegistry> = Provider.layerEffect(make)

@@ -5,8 +5,6 @@
  *
  * @since 0.1.0
  */
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import type { HttpClient } from "@effect/platform"
 import { Provider } from "@prompto/core"
 import { Effect, Layer } from "effect"
 import * as Anthropic from "./Anthropic.js"
@@ -45,13 +43,13 @@ export * as TestApi from "./TestApi.js"
 export * as VertexAi from "./VertexAi.js"
 
 /**
- * Makes a fresh instance of every built-in provider. The HTTP-only ones (Ollama, Quart) share
- * the given `HttpClient`; the SDK-backed ones keep one client per key and endpoint.
+ * Makes a fresh instance of every built-in provider. All send over the process's one undici
+ * pool; the SDK-backed ones keep one client per key and endpoint.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeAll: Effect.Effect<ReadonlyArray<Provider.Provider>, never, HttpClient.HttpClient> = Effect.all([
+export const makeAll: Effect.Effect<ReadonlyArray<Provider.Provider>> = Effect.all([
   Effect.sync(TestApi.make),
   OpenAi.make,
   AzureOpenAi.make,
@@ -64,8 +62,8 @@ export const makeAll: Effect.Effect<ReadonlyArray<Provider.Provider>, never, Htt
 ])
 
 /**
- * Every built-in provider, each its own registry entry, with one pooled Node HTTP client shared
- * by the HTTP-only ones (Ollama, Quart). Fresh instances are made each time the layer is built.
+ * Every built-in provider, each its own registry entry, all sending over the process's one
+ * undici pool. Fresh instances are made each time the layer is built.
  * It is `Layer.mergeAll` of the modules' layers, so pick a subset the same way
  * (`Layer.mergeAll(OpenAi.layer, Anthropic.layer)`), and add or override providers by merging
  * layers after it: a later layer for the same `api` wins
@@ -82,7 +80,6 @@ export const layer: Layer.Layer<Provider.ProviderRegistry> = Layer.mergeAll(
   Gemini.layer,
   VertexAi.layer,
   HuggingFaceTgi.layer,
-  Layer.merge(Ollama.layerWithoutHttpClient, Quart.layerWithoutHttpClient).pipe(
-    Layer.provide(NodeHttpClient.layerUndici)
-  )
+  Ollama.layer,
+  Quart.layer
 )

@@ -1,5 +1,4 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Experiment, type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { ConfigProvider, Effect, Either, Layer, Option } from "effect"
@@ -65,14 +64,14 @@ describe("Ollama", () => {
           usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 },
           fields: { finish_reason: "stop", model: "llama3" }
         })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("sends options {} when the record has no parameters", () =>
       Effect.gen(function*() {
         const { provider, server, withEnv } = yield* setup
         yield* provider.query(record("hi")).pipe(withEnv)
         expect(server.requests[0]!.body).toEqual({ model: "llama3", prompt: "hi", stream: false, options: {} })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("sends a list of strings turn by turn to /api/chat with the history", () =>
       Effect.gen(function*() {
@@ -101,7 +100,7 @@ describe("Ollama", () => {
         // prompt: 5 words, then 5 + 7 + 3; answers: 7 and 5 words
         expect(response.usage).toEqual({ prompt_tokens: 20, completion_tokens: 12, total_tokens: 32 })
         expect(response.fields).toEqual({ finish_reason: "stop", model: "gemma" })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("sends a role/content history to /api/chat in one call, messages unchanged", () =>
       Effect.gen(function*() {
@@ -117,7 +116,7 @@ describe("Ollama", () => {
         expect(server.requests[0]!.path).toBe("/api/chat")
         expect(server.requests[0]!.body).toEqual({ model: "gemma", messages: history, stream: false, options: parameters })
         expect(response.response).toBe("gemma answers: How old will I be next year?")
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a chat reply's tool_calls and thinking are kept as tool_calls and reasoning; generate's thinking too", () =>
       Effect.gen(function*() {
@@ -143,7 +142,7 @@ describe("Ollama", () => {
         expect(generate.fields).toEqual({ finish_reason: "stop", model: "llama3", reasoning: "2+2=4" })
         // plain answers add neither key
         expect((yield* provider.query(record("hi")).pipe(withEnv)).fields).toEqual({ finish_reason: "stop", model: "llama3" })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("uses OLLAMA_API_ENDPOINT_<model id> before OLLAMA_API_ENDPOINT", () =>
       Effect.gen(function*() {
@@ -158,7 +157,7 @@ describe("Ollama", () => {
         yield* provider.query(record("b", { model: "phi3" })).pipe(withEnv)
         expect(special.requests.map((request) => [request.path, (request.body as { prompt: string }).prompt])).toEqual([["/api/generate", "a"]])
         expect(general.requests.map((request) => [request.path, (request.body as { prompt: string }).prompt])).toEqual([["/api/generate", "b"]])
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("reuses kept-alive connections for successive requests (one client, one pool)", () =>
       Effect.gen(function*() {
@@ -169,7 +168,7 @@ describe("Ollama", () => {
         // undici may open a second socket while the first is being released, but never one per request
         expect(server.connections()).toBeLessThanOrEqual(2)
         expect(new Set(server.requests.map((request) => request.connection)).size).toBe(server.connections())
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
   })
 
   describe("errors", () => {
@@ -184,7 +183,7 @@ describe("Ollama", () => {
           "ollama: model unknown-model is not downloaded: model 'unknown-model' not found, try pulling it first"
         )
         expect(server.requests).toHaveLength(1)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("\"invalid options\" is permanent whatever the status", () =>
       Effect.gen(function*() {
@@ -194,7 +193,7 @@ describe("Ollama", () => {
         expect(error).toBeInstanceOf(ProviderError.PermanentError)
         expect(error).toMatchObject({ reason: "bad_request", status: 500 })
         expect(error.message).toContain("invalid options for model llama3")
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("429 is a rate limit carrying retry-after", () =>
       Effect.gen(function*() {
@@ -206,7 +205,7 @@ describe("Ollama", () => {
         expect(error.retryable).toBe(true)
         // the next request is answered normally
         expect((yield* provider.query(record("hi")).pipe(withEnv)).response).toBe("llama3 answers: hi")
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("500 is transient with the server's message", () =>
       Effect.gen(function*() {
@@ -215,7 +214,7 @@ describe("Ollama", () => {
         const error = failure(yield* Effect.either(provider.query(record("hi")).pipe(withEnv)))
         expect(error).toBeInstanceOf(ProviderError.TransientError)
         expect(error).toMatchObject({ status: 500, message: "ollama: llama runner process has terminated" })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a 500 in the middle of a multi-turn chat fails the record (transient)", () =>
       Effect.gen(function*() {
@@ -226,7 +225,7 @@ describe("Ollama", () => {
         expect(error).toBeInstanceOf(ProviderError.TransientError)
         expect(error).toMatchObject({ status: 503, message: "ollama: Internal Server Error" })
         expect(server.requests).toHaveLength(2)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("other 4xx are permanent", () =>
       Effect.gen(function*() {
@@ -237,7 +236,7 @@ describe("Ollama", () => {
         const bad = failure(yield* Effect.either(provider.query(record("hi")).pipe(withEnv)))
         expect(auth).toMatchObject({ _tag: "PermanentError", reason: "auth", status: 401 })
         expect(bad).toMatchObject({ _tag: "PermanentError", reason: "bad_request", status: 400, message: "ollama: prompt too long" })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a malformed 200 body is transient (not JSON, or JSON without the text)", () =>
       Effect.gen(function*() {
@@ -253,7 +252,7 @@ describe("Ollama", () => {
           expect(error.retryable).toBe(true)
           expect(error.message).toContain("malformed response body")
         }
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("an error in a 200 body is transient, or permanent for \"try pulling it first\"", () =>
       Effect.gen(function*() {
@@ -264,7 +263,7 @@ describe("Ollama", () => {
         const pull = failure(yield* Effect.either(provider.query(record("hi")).pipe(withEnv)))
         expect(eof).toMatchObject({ _tag: "TransientError", message: "ollama: unexpected EOF" })
         expect(pull).toMatchObject({ _tag: "PermanentError", reason: "not_found" })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a hanging request is aborted when the fiber is interrupted (the server sees the connection close)", () =>
       Effect.gen(function*() {
@@ -279,7 +278,7 @@ describe("Ollama", () => {
         expect(Option.isSome(closed)).toBe(true)
         // the provider still works afterwards
         expect((yield* provider.query(record("again")).pipe(withEnv)).response).toBe("llama3 answers: again")
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a refused connection is transient and names the URL and the error code", () =>
       Effect.gen(function*() {
@@ -288,7 +287,7 @@ describe("Ollama", () => {
         const error = failure(yield* Effect.either(provider.query(record("hi")).pipe(env({ OLLAMA_API_ENDPOINT: closed }))))
         expect(error).toBeInstanceOf(ProviderError.TransientError)
         expect(error.message).toBe(`ollama: cannot connect to ${closed}/api/generate (ECONNREFUSED)`)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a missing endpoint is a configuration error and nothing is sent", () =>
       Effect.gen(function*() {
@@ -297,7 +296,7 @@ describe("Ollama", () => {
         expect(error).toMatchObject({ _tag: "PermanentError", reason: "configuration" })
         expect(error.message).toContain("\"OLLAMA_API_ENDPOINT_llama3\", \"OLLAMA_API_ENDPOINT\"")
         expect(server.requests).toHaveLength(0)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a prompt of the wrong shape is re-checked before sending (validation)", () =>
       Effect.gen(function*() {
@@ -312,7 +311,7 @@ describe("Ollama", () => {
           message: "prompt: the list is empty: give at least one turn or message"
         })
         expect(server.requests).toHaveLength(0)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
   })
 
   describe("check", () => {
@@ -332,7 +331,7 @@ describe("Ollama", () => {
         expect(yield* problems([{ role: "system", content: "s" }, { role: "user", content: "u" }, { role: "assistant", content: "a" }], entries))
           .toEqual([])
         expect(server.requests).toHaveLength(0)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.effect("reports bad shapes on key prompt, with prompto's wording", () =>
       Effect.gen(function*() {
@@ -350,7 +349,7 @@ describe("Ollama", () => {
           expect(found[0]!.message).toContain("if api == 'ollama', then the prompt must be a str, list[str], or list[dict[str,str]]")
           expect(found[0]!.message).toContain(detail)
         }
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.effect("an empty list and a missing endpoint are both reported, the list in the words every API uses", () =>
       Effect.gen(function*() {
@@ -362,7 +361,7 @@ describe("Ollama", () => {
           }
         ])
         expect((yield* problems([{ role: "model", content: "x" }], {})).map((problem) => problem.key)).toEqual(["prompt", "api"])
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.effect("reports a missing endpoint on key api, naming both variables", () =>
       Effect.gen(function*() {
@@ -371,7 +370,7 @@ describe("Ollama", () => {
           message: "at least one of the environment variables \"OLLAMA_API_ENDPOINT_llama3_8b\", \"OLLAMA_API_ENDPOINT\" must be set"
         }])
         expect(yield* problems("hi", { OLLAMA_API_ENDPOINT_llama3_8b: "localhost" }, "llama3:8b")).toEqual([])
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.effect("reports an endpoint that is not a URL, without printing it", () =>
       Effect.gen(function*() {
@@ -380,7 +379,7 @@ describe("Ollama", () => {
         expect(found[0]!.key).toBe("api")
         expect(found[0]!.message).toContain("is not an http(s) URL")
         expect(found[0]!.message).not.toContain("secret")
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it("parses the endpoint as the ollama client parses its host", () => {
       const cases: ReadonlyArray<readonly [string, string]> = [

@@ -1,5 +1,4 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Experiment, type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { ConfigProvider, Effect, Either, Layer, Option } from "effect"
@@ -67,7 +66,7 @@ describe("Quart", () => {
           response: " gpt2-served continues: How old am I next year?",
           fields: { model: "gpt2-served" }
         })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("sends options {} without parameters, and drops a trailing / of the endpoint", () =>
       Effect.gen(function*() {
@@ -76,7 +75,7 @@ describe("Quart", () => {
         yield* provider.query(record("hi")).pipe(env({ QUART_API_ENDPOINT: `${server.url}/` }))
         expect(server.requests[0]!.path).toBe("/generate")
         expect(server.requests[0]!.body).toEqual({ text: "hi", model: gpt2, options: {} })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("uses QUART_API_ENDPOINT_<model id> before QUART_API_ENDPOINT", () =>
       Effect.gen(function*() {
@@ -89,7 +88,7 @@ describe("Quart", () => {
         expect(special.requests.map((request) => request.body)).toEqual([{ text: "a", model: "mistralai/Mistral-7B-v0.1", options: {} }])
         expect(general.requests.map((request) => request.body)).toEqual([{ text: "b", model: gpt2, options: {} }])
         expect([a.fields, b.fields]).toEqual([{ model: "mistral" }, { model: gpt2 }])
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("reuses kept-alive connections for successive requests (one client, one pool)", () =>
       Effect.gen(function*() {
@@ -98,7 +97,7 @@ describe("Quart", () => {
         expect(server.requests).toHaveLength(8)
         // undici may open a second socket while the first is being released, but never one per request
         expect(server.connections()).toBeLessThanOrEqual(2)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
   })
 
   describe("errors", () => {
@@ -113,7 +112,7 @@ describe("Quart", () => {
         expect(bare).toMatchObject({ message: "quart: Too Many Requests" })
         expect(bare instanceof ProviderError.RateLimitError ? bare.retryAfterMs : "not a rate limit").toBeUndefined()
         expect(timed).toMatchObject({ _tag: "RateLimitError", retryAfterMs: 3000, message: "quart: slow down" })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("500 is transient; 404 and 400 are permanent", () =>
       Effect.gen(function*() {
@@ -128,7 +127,7 @@ describe("Quart", () => {
         expect(down.retryable).toBe(true)
         expect(missing).toMatchObject({ _tag: "PermanentError", reason: "not_found", status: 404 })
         expect(bad).toMatchObject({ _tag: "PermanentError", reason: "bad_request", status: 400 })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a malformed 200 body is transient", () =>
       Effect.gen(function*() {
@@ -142,7 +141,7 @@ describe("Quart", () => {
           expect(error.message).toContain("quart: malformed response body")
         }
         expect(server.requests).toHaveLength(3)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("an older server's {\"error\"} with status 200 is permanent, as prompto never retries it", () =>
       Effect.gen(function*() {
@@ -150,7 +149,7 @@ describe("Quart", () => {
         server.enqueue(QuartServer.json({ error: `Model 'gpt2' not found. Please use model '${gpt2}'` }))
         const error = failure(yield* Effect.either(provider.query(record("hi", { model: "gpt2" })).pipe(withEnv)))
         expect(error).toMatchObject({ _tag: "PermanentError", reason: "not_found", message: `quart: Model 'gpt2' not found. Please use model '${gpt2}'` })
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a hanging request is aborted when the fiber is interrupted (the server sees the connection close)", () =>
       Effect.gen(function*() {
@@ -164,7 +163,7 @@ describe("Quart", () => {
         const closed = yield* Effect.promise(() => server.hangs[0]!.closed).pipe(Effect.timeout("2 seconds"), Effect.option)
         expect(Option.isSome(closed)).toBe(true)
         expect((yield* provider.query(record("again")).pipe(withEnv)).response).toBe(` ${gpt2} continues: again`)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a refused connection is transient and names the URL and the error code", () =>
       Effect.gen(function*() {
@@ -173,7 +172,7 @@ describe("Quart", () => {
         const error = failure(yield* Effect.either(provider.query(record("hi")).pipe(env({ QUART_API_ENDPOINT: closed }))))
         expect(error).toBeInstanceOf(ProviderError.TransientError)
         expect(error.message).toBe(`quart: cannot connect to ${closed}/generate (ECONNREFUSED)`)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.scopedLive("a list prompt and a missing endpoint fail before sending", () =>
       Effect.gen(function*() {
@@ -191,7 +190,7 @@ describe("Quart", () => {
         expect(unset).toMatchObject({ _tag: "PermanentError", reason: "configuration" })
         expect(unset.message).toContain("\"QUART_API_ENDPOINT_vicgalle_gpt2_open_instruct_v1\", \"QUART_API_ENDPOINT\"")
         expect(server.requests).toHaveLength(0)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
   })
 
   describe("check", () => {
@@ -204,7 +203,7 @@ describe("Quart", () => {
         expect(yield* problems("hi", { QUART_API_ENDPOINT: server.url })).toEqual([])
         expect(yield* problems("hi", { QUART_API_ENDPOINT_vicgalle_gpt2_open_instruct_v1: server.url })).toEqual([])
         expect(server.requests).toHaveLength(0)
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it.effect("reports a prompt that is not a string, a missing and a bad endpoint", () =>
       Effect.gen(function*() {
@@ -230,7 +229,7 @@ describe("Quart", () => {
         const bad = yield* problems("hi", { QUART_API_ENDPOINT: "localhost:5000" })
         expect(bad.map((problem) => problem.key)).toEqual(["api"])
         expect(bad[0]!.message).toContain("is not an http(s) URL")
-      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+      }))
 
     it("builds the generate URL from the endpoint", () => {
       expect(Quart.generateUrl("http://localhost:5000")).toEqual(Option.some("http://localhost:5000/generate"))

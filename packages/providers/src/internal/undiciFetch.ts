@@ -14,11 +14,17 @@
  */
 import { Agent, type Dispatcher, interceptors, request } from "undici"
 
-let dispatcher: Dispatcher | undefined
+let pool: Dispatcher | undefined
 
-/** One pool for the process: connections are kept alive and shared by every client. */
-const pool = (): Dispatcher =>
-  (dispatcher ??= new Agent({ keepAliveTimeout: 30_000 }).compose(interceptors.redirect({ maxRedirections: 5 })))
+/**
+ * One pool for the process, made on first use: connections are kept alive and shared by every
+ * client (the SDKs' `fetch` and the plain-HTTP providers).
+ *
+ * @since 0.1.0
+ * @category transport
+ */
+export const dispatcher = (): Dispatcher =>
+  (pool ??= new Agent({ keepAliveTimeout: 30_000 }).compose(interceptors.redirect({ maxRedirections: 5 })))
 
 type Body = string | Uint8Array | null | undefined
 
@@ -48,7 +54,7 @@ export const fetch = async (input: string | URL | Request, init: RequestInit = {
     headers: plainHeaders(init.headers),
     body: init.body ?? null,
     signal: init.signal ?? null,
-    dispatcher: pool()
+    dispatcher: dispatcher()
   })
   const headers = new Headers()
   for (const [name, value] of Object.entries(answer.headers)) {
