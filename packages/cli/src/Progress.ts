@@ -200,8 +200,10 @@ export const make = (options: ProgressOptions): Progress => {
       Effect.sync(() => {
         if (event._tag === "Started") {
           stats = event.stats
-          invalid = event.report.invalidRecords
+          invalid = event.report?.invalidRecords ?? 0
           last = now()
+        } else if (event._tag === "Checked") {
+          invalid = event.report.invalidRecords
         } else if (event._tag === "Finished") {
           line(true)
         } else if (event._tag === "Completed") {

@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Duration, Effect, Exit, Schema, type Scope, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Fiber, Schema, type Scope, Stream } from "effect"
 import * as Cache from "./Cache.js"
 import * as Choices from "./Choices.js"
 import * as Cost from "./Cost.js"
@@ -188,7 +188,24 @@ export interface RunOptions<E = never, R = never> {
    * its completed file already cost.
    */
   readonly maxCost?: number | undefined
+  /**
+   * How long the run waits for the check of its file before it starts sending (default
+   * `defaultCheckHeadStart`): a file checked within it runs only if every line is valid, as
+   * before; a longer one starts sending its checked lines while the check goes on ahead, and an
+   * invalid line found later stops the run (see `run`).
+   */
+  readonly checkHeadStart?: Duration.DurationInput | undefined
 }
+
+/**
+ * The default `checkHeadStart`: about 10,000 lines are checked in it on a slow machine, so
+ * small and medium files keep "all or nothing", and any file's first request leaves within a
+ * second of the start.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultCheckHeadStart: Duration.Duration = Duration.millis(250)
 
 /**
  * What a run reports as it goes.
@@ -202,8 +219,11 @@ export type RunEvent =
     readonly _tag: "Started"
     readonly files: DataFolder.RunFiles
     readonly stats: RunSummary.RunStats
-    readonly report: ExperimentCheck.CheckReport
+    /** The check's report; `undefined` when sending began before the check ended (see `Checked`). */
+    readonly report: ExperimentCheck.CheckReport | undefined
   }
+  /** The check of a file that began sending before the check ended has ended. */
+  | { readonly _tag: "Checked"; readonly report: ExperimentCheck.CheckReport }
   | { readonly _tag: "Finished"; readonly stats: RunSummary.RunStats }
 
 /**
@@ -480,31 +500,66 @@ const placeInput = (options: RunOptions<any, any>, prepared: Prepared) =>
     )
   })
 
-/** Step 3: the check and the queue plan, in one pass; an invalid file stops here. */
+/** The failure of a file with invalid lines, listing them all. */
+const invalidFile = (displayName: string, report: ExperimentCheck.CheckReport, extra: ReadonlyArray<string> = []) =>
+  new ExperimentInvalid({
+    file: displayName,
+    problemCount: report.problemCount,
+    report: [
+      ...ExperimentCheck.formatReport(report),
+      ...(report.records > 0 && extra.length === 0 ? ["Fix these lines, or run with --skip-invalid to run the valid ones."] : []),
+      ...extra
+    ]
+  })
+
+/** A planned run: its check going or done, and whether sending begins before the check ends. */
+interface Planned {
+  readonly plan: RunPlan.RunPlan
+  readonly displayName: string
+  /** Sending begins while the check goes on (it took longer than the head start). */
+  readonly streaming: boolean
+  /** The report, when the check ended before sending began. */
+  readonly report: ExperimentCheck.CheckReport | undefined
+  /** Runs `f` on every progress of the check from now on (totals that grow). */
+  readonly onProgress: (f: (plan: RunPlan.RunPlan) => void) => void
+}
+
+/**
+ * Step 3: the check and the queue plan, in one pass that runs ahead of the sending. A file
+ * checked within the head start runs only if every line is valid (an invalid file stops here,
+ * nothing sent). A longer one starts sending its checked lines at the end of the head start (a
+ * JSONL file whose lines so far are valid, or `skipInvalid`): a first request within a second,
+ * whatever the file's size. A CSV file is checked whole first (its JSONL copy is made from it).
+ */
 const planRun = (options: RunOptions<any, any>, prepared: Prepared, placed: Placement) =>
   Effect.gen(function*() {
     const displayName = placed.placed ? options.file : placed.path
     const done = prepared.reconciled?.done
-    const plan = yield* RunPlan.make(placed.path, {
+    let progress: (plan: RunPlan.RunPlan) => void = () => {}
+    const plan = yield* RunPlan.start(placed.path, {
       displayName,
       queuePlan: prepared.queuePlan,
       strategies: prepared.strategies,
       strategyByDefault: options.strategy !== undefined,
       done: done === undefined ? undefined : (key) => done.has(key),
-      repeats: prepared.repeats
+      repeats: prepared.repeats,
+      onProgress: (plan) => progress(plan)
     })
-    const { report } = plan
-    if (!ExperimentCheck.isValid(report) && !(options.skipInvalid === true && report.records > 0)) {
-      return yield* new ExperimentInvalid({
-        file: displayName,
-        problemCount: report.problemCount,
-        report: [
-          ...ExperimentCheck.formatReport(report),
-          ...(report.records > 0 ? ["Fix these lines, or run with --skip-invalid to run the valid ones."] : [])
-        ]
-      })
+    const format = prepared.earlier === undefined ? yield* ExperimentFile.formatOf(options.file) : "jsonl"
+    // the head start, and the first lines checked (so the run has lines to send)
+    const headStart = Effect.all([Effect.sleep(options.checkHeadStart ?? defaultCheckHeadStart), plan.checkedPast(0)], {
+      concurrency: "unbounded",
+      discard: true
+    })
+    yield* Effect.race(Effect.ignore(plan.complete), headStart)
+    const streaming = !plan.isComplete() && format === "jsonl" &&
+      (plan.invalid() === 0 || options.skipInvalid === true)
+    const report = streaming ? undefined : yield* plan.complete
+    if (report !== undefined && !ExperimentCheck.isValid(report) && !(options.skipInvalid === true && report.records > 0)) {
+      return yield* invalidFile(displayName, report)
     }
-    return { plan, displayName }
+    const planned: Planned = { plan, displayName, streaming, report, onProgress: (f) => (progress = f) }
+    return planned
   })
 
 /** The run's files: the output folder's, and the names of the run and its source. */
@@ -559,11 +614,11 @@ const openEvents = (options: RunOptions<any, any>, log: Output.RunLog, stats: Ru
     const events = yield* RunEvents.make<RunEvent>()
     yield* events.subscribe((event) =>
       Effect.sync(() => {
-        if (event._tag !== "Started" && event._tag !== "Finished") RunSummary.record(stats, event)
+        if (event._tag !== "Started" && event._tag !== "Finished" && event._tag !== "Checked") RunSummary.record(stats, event)
       })
     )
     yield* events.subscribe((event) => {
-      if (event._tag === "Started" || event._tag === "Finished") return Effect.void
+      if (event._tag === "Started" || event._tag === "Finished" || event._tag === "Checked") return Effect.void
       const message = RunSummary.logMessage(event)
       return message === undefined ? Effect.void : Effect.ignore(log.write(message))
     })
@@ -571,20 +626,24 @@ const openEvents = (options: RunOptions<any, any>, log: Output.RunLog, stats: Ru
     return events
   })
 
-/** The opening lines of the log. */
-const logStart = (log: Output.RunLog, context: {
+/**
+ * The log's lines about the plan: prompts, queues, what a resume leaves out, the warnings. For a
+ * run that began sending before its check ended they come when the check ends ("Checked").
+ */
+const logPlan = (log: Output.RunLog, context: {
   readonly placed: Placement
   readonly plan: RunPlan.RunPlan
+  readonly report: ExperimentCheck.CheckReport
   readonly prepared: Prepared
   readonly inputStage: InputStage<any, any> | undefined
+  readonly checkedLater: boolean
 }) =>
   Effect.gen(function*() {
     const path = yield* Path.Path
-    const { plan, prepared } = context
-    const { report } = plan
+    const { plan, prepared, report } = context
     const rates = plan.queues.map((queue) => `${queue.key} at ${queue.route.queriesPerMinute} QPM`).join(", ")
     yield* log.write(
-      `Started experiment ${path.basename(context.placed.path)}: ${report.records} prompts, ` +
+      `${context.checkedLater ? "Checked" : "Started"} experiment ${path.basename(context.placed.path)}: ${report.records} prompts, ` +
         `${plan.queues.length} ${plan.queues.length === 1 ? "queue" : "queues"} (${rates})` +
         (report.invalidRecords > 0 ? `, ${report.invalidRecords} invalid lines written as errors without sending` : "") +
         (context.inputStage === undefined ? "" : `; records go through the ${context.inputStage.prefix} stage first`)
@@ -592,8 +651,8 @@ const logStart = (log: Output.RunLog, context: {
     const reconciled = prepared.reconciled
     if (reconciled !== undefined) {
       yield* log.write(
-        `Resumed: ${plan.alreadyDone} prompts already answered are not sent again; ` +
-          `${report.records - plan.alreadyDone} to send` +
+        `Resumed: ${plan.alreadyDone()} prompts already answered are not sent again; ` +
+          `${report.records - plan.alreadyDone()} to send` +
           (reconciled.errored > 0 ? ` (${reconciled.errored} errored records dropped to be retried)` : "") +
           (reconciled.broken > 0 ? `; ${reconciled.broken} cut-off lines removed from the completed file` : "") +
           (reconciled.duplicates > 0 ? `; ${reconciled.duplicates} repeated records removed` : "")
@@ -616,12 +675,13 @@ interface Running {
 }
 
 /** Step 6: the graceful stop, which every part of the run reads before it sends. */
-const openStop = (options: RunOptions<any, any>, log: Output.RunLog) => {
+const openStop = (options: RunOptions<any, any>, log: Output.RunLog, streaming: boolean) => {
   const grace = Duration.decode(options.grace ?? Duration.seconds(30))
   return GracefulStop.make({
     signal: options.stop,
     now: options.stopNow,
-    requestable: options.maxCost !== undefined,
+    // the spend cap, and an invalid line found after sending began, stop the run themselves
+    requestable: options.maxCost !== undefined || streaming,
     onMessage: (message) => Effect.ignore(log.write(message)),
     grace,
     onStop: Effect.ignore(log.write(
@@ -731,13 +791,21 @@ const sendLines = (
       if (decoded._tag === "Invalid") throw new Error(`line ${entry.line} changed after it was checked`)
       return decoded.record
     }
-    const planned = yield* RunPlan.lines(plan, opened.inputJsonl, decodeChecked)
-    const invalid = stop.untilStop(planned.invalid).pipe(
+    const planned = RunPlan.lines(plan, opened.inputJsonl, decodeChecked)
+    // invalid lines are written as errors under `skipInvalid`; otherwise a run that began sending
+    // before its check ended stops at the first (`stopAtInvalid`) and writes none
+    const invalid = options.skipInvalid !== true ? Stream.empty : stop.untilStop(planned.invalid).pipe(
       Stream.map(({ entry, problems }) => invalidRecord(entry, problems)),
       Stream.tap(() => Effect.sync(() => stats.skipped++))
     )
     let written = 0
-    let expected = plan.report.records - plan.alreadyDone
+    // what there was to write is known once the check has ended; a run stopped by the user does
+    // not wait for the check of a large file: what it found so far is what was left undone
+    const toWrite = Effect.suspend(() =>
+      plan.isComplete() || !stop.stopping() || stop.reason() === invalidStop
+        ? Effect.map(plan.complete, (report) => report.records - plan.alreadyDone())
+        : Effect.succeed(plan.checked() - plan.alreadyDone())
+    )
     const graceOver = Effect.ignore(log.write(`Grace period over: requests still in flight are abandoned`))
     const lineOptions = { stopping: stop.stopping }
     // the completed lines, through the stages, each appended as it comes
@@ -770,17 +838,17 @@ const sendLines = (
         )
       })
     if (inputStage === undefined) {
-      yield* complete(Lines.runLines(
-        plan.queues.map((queue, i) => ({ feed: queue.route, records: stop.untilStop(planned.queues[i]!) })),
-        program,
-        lineOptions
-      ))
-      return { written, expected, preparedFile: undefined } satisfies Sent
+      yield* complete(Lines.runLines([], program, {
+        ...lineOptions,
+        // each queue's lines as the check finds the queue
+        more: Stream.map(planned.queues, ({ index, records }) => ({ feed: plan.queues[index]!.route, records: stop.untilStop(records) }))
+      }))
+      return { written, expected: yield* toWrite, preparedFile: undefined } satisfies Sent
     }
     // records made by the input stage are queued as they come out
     const inputOnly = options.inputStageOnly === true
-    const valid = Stream.mergeAll(planned.queues.map(stop.untilStop), { concurrency: "unbounded" })
-    expected = plan.report.invalidRecords
+    const valid = Stream.flatMap(planned.queues, ({ records }) => stop.untilStop(records), { concurrency: "unbounded" })
+    let stagedRecords = 0
     const target = inputOnly ? paths.join(run.prepared.folder.input, `${opened.runName}.jsonl`) : opened.files.input
     // a prepared file appears in input/ only when complete, so a watching pipeline never reads half of it
     const writing = inputOnly ? paths.join(run.prepared.folder.input, `.${opened.runName}.jsonl.partial`) : target
@@ -793,7 +861,7 @@ const sendLines = (
         Effect.as(
           Effect.zipRight(
             stagedFile.write([...chunk].map((record) => JSON.stringify(record))),
-            Effect.sync(() => (expected += chunk.length))
+            Effect.sync(() => (stagedRecords += chunk.length))
           ),
           chunk
         )
@@ -801,7 +869,8 @@ const sendLines = (
     )
     if (!inputOnly) {
       yield* complete(Lines.runLines([{ feed: undefined, records: withServices(staged) }], (line, _, ticket) => program(line, undefined, ticket), lineOptions))
-      return { written, expected, preparedFile: undefined } satisfies Sent
+      const invalidWritten = options.skipInvalid === true ? (yield* plan.complete).invalidRecords : 0
+      return { written, expected: invalidWritten + stagedRecords, preparedFile: undefined } satisfies Sent
     }
     yield* stop.withGrace(Stream.runDrain(withServices(staged)), graceOver)
     yield* moveFile(writing, target)
@@ -822,30 +891,72 @@ const runScoped = <E, R>(
     // providers read local images from this run's media folder
     yield* Effect.locallyScoped(Provider.mediaFolder, prepared.folder.media)
     const placed = yield* placeInput(options, prepared)
-    const { displayName, plan } = yield* planRun(options, prepared, placed)
+    const planned = yield* planRun(options, prepared, placed)
+    const { displayName, plan, streaming } = planned
     const opened = yield* openRun(options, prepared, placed)
     const inputStage = options.inputStage
     const log = yield* Output.openLog(opened.files.log)
-    const stats = RunSummary.make(
-      inputStage === undefined
-        ? plan.queues.map((queue) => ({ key: queue.key, queriesPerMinute: queue.route.queriesPerMinute, total: queue.requests }))
-        : [],
-      opened.startedAt
-    )
-    if (inputStage === undefined) stats.lines = plan.queues.reduce((sum, queue) => sum + queue.total, 0)
-    yield* logStart(log, { placed, plan, prepared, inputStage })
+    const stats = RunSummary.make([], opened.startedAt)
+    // the queues and their totals, as the check finds them
+    if (inputStage === undefined) {
+      const counted: Array<number> = []
+      const count = (plan: RunPlan.RunPlan) => {
+        let lines = 0
+        plan.queues.forEach((queue, i) => {
+          RunSummary.planned(stats, queue.key, queue.route.queriesPerMinute, queue.requests - (counted[i] ?? 0))
+          counted[i] = queue.requests
+          lines += queue.total
+        })
+        stats.lines = lines
+      }
+      count(plan)
+      planned.onProgress(count)
+    }
+    const logContext = { placed, plan, prepared, inputStage }
+    if (planned.report !== undefined) {
+      yield* logPlan(log, { ...logContext, report: planned.report, checkedLater: false })
+    } else {
+      yield* log.write(
+        `Started experiment ${(yield* Path.Path).basename(placed.path)}: sending its prompts while the rest of the file ` +
+          `is checked (${plan.checked()} lines checked so far)`
+      )
+    }
     const events = yield* openEvents(options, log, stats)
-    yield* events.publish({ _tag: "Started", files: opened.files, stats, report: plan.report })
-    const stop = yield* openStop(options, log)
+    yield* events.publish({ _tag: "Started", files: opened.files, stats, report: planned.report })
+    const stop = yield* openStop(options, log, streaming)
+    // the check ends while sending: its report in the log and to the observers, and a line found
+    // invalid (unless `skipInvalid`) stops the sending
+    const checked = yield* Effect.forkScoped(Effect.gen(function*() {
+      if (planned.report !== undefined) return planned.report
+      if (options.skipInvalid !== true) {
+        yield* plan.invalidFound.pipe(
+          Effect.zipRight(Effect.suspend(() => {
+            const first = plan.firstInvalid()
+            return stop.request(
+              invalidStop,
+              `Stop: ${first === undefined ? "a line" : `${first.file}:${first.line}`} is invalid; no more prompts are sent ` +
+                `(the check goes on to list every problem)`
+            )
+          })),
+          Effect.forkScoped
+        )
+      }
+      const report = yield* plan.complete
+      yield* logPlan(log, { ...logContext, report, checkedLater: true })
+      yield* events.publish({ _tag: "Checked", report })
+      return report
+    }))
     const run: Running = { options, prepared, plan, displayName, opened, log, stats, events, stop }
     const path = yield* openRequestPath(run)
     const sent = yield* sendLines(run, path)
     const inputOnly = inputStage !== undefined && options.inputStageOnly === true
-    return yield* finish({
+    // a stop by the user does not wait for the rest of a large file's check
+    const report = plan.isComplete() || stop.reason() !== "signal" ? yield* Fiber.join(checked) : undefined
+    const result = yield* finish({
       options,
       opened,
       stats,
-      report: plan.report,
+      report: report ?? partialReport(displayName, plan),
       log,
       events,
       metrics: path.metrics,
@@ -855,10 +966,36 @@ const runScoped = <E, R>(
       inputOnly,
       notDone: inputOnly ? 0 : Math.max(0, sent.expected - sent.written),
       preparedFile: sent.preparedFile,
-      alreadyDone: plan.alreadyDone,
+      alreadyDone: plan.alreadyDone(),
       spendCap: path.spendCap
     })
+    if (report !== undefined && !ExperimentCheck.isValid(report) && options.skipInvalid !== true) {
+      const first = plan.firstInvalid()
+      return yield* invalidFile(displayName, report, [
+        `Sending began before the check of this large file ended: ${sent.written} records were written to ` +
+          `${opened.files.completed} before ${first === undefined ? "an invalid line" : `line ${first.line}`} was found ` +
+          `invalid, and no more prompts were sent.`,
+        `Fix the lines in ${opened.inputJsonl}, then send the rest with: prompto run --resume ${opened.files.folder}`
+      ])
+    }
+    return result
   })
+
+/** The reason of the stop at an invalid line found after sending began. */
+const invalidStop = "invalid-line"
+
+/** A report of what the check found before a stop ended the run (the check of a large file was cut short). */
+const partialReport = (file: string, plan: RunPlan.RunPlan): ExperimentCheck.CheckReport => ({
+  file,
+  records: plan.checked(),
+  validRecords: plan.checked() - plan.invalid(),
+  invalidRecords: plan.invalid(),
+  problems: [],
+  problemCount: plan.invalid(),
+  warnings: [],
+  warningCount: 0,
+  apis: new Map()
+})
 
 /** Step 9: the closing lines of the log, the metrics summary, the CSV copy, and the result. */
 const finish = (context: {

@@ -154,6 +154,19 @@ export const make = (
   finishedAt: undefined
 })
 
+/**
+ * Adds `requests` planned requests to a queue's total, making the queue on first sight (the
+ * check of a large file finds its queues as it goes).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const planned = (stats: RunStats, key: string, queriesPerMinute: number, requests: number): void => {
+  const known = stats.queues.get(key)
+  if (known === undefined) stats.queues.set(key, emptyQueue(key, queriesPerMinute, requests))
+  else known.total += requests
+}
+
 /** A token count from a usage, 0 when absent or not a count. */
 const tokens = (value: unknown): number => typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0
 

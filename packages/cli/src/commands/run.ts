@@ -442,16 +442,20 @@ export const command = Command.make("run", options, (flags) =>
         strategies,
         prices: priceTable,
         maxCost: Option.getOrUndefined(flags.maxCost),
-        onEvent: (event: Experiment.RunEvent) =>
-          event._tag === "Started"
-            ? Effect.zipRight(
-              Console.error(
-                `prompto run: ${event.report.records} prompts from ${source}` +
-                  (event.report.warningCount > 0 ? ` (${event.report.warningCount} warnings, see the log)` : "")
-              ),
-              progress.onEvent(event)
+        onEvent: (event: Experiment.RunEvent) => {
+          // a large file starts sending before its check ends: its count comes with `Checked`
+          const report = event._tag === "Started" || event._tag === "Checked" ? event.report : undefined
+          const announce = report !== undefined
+            ? Console.error(
+              `prompto run: ${report.records} prompts from ${source}` +
+                (event._tag === "Checked" ? " (all checked)" : "") +
+                (report.warningCount > 0 ? ` (${report.warningCount} warnings, see the log)` : "")
             )
-            : progress.onEvent(event)
+            : event._tag === "Started"
+            ? Console.error(`prompto run: sending the prompts of ${source} while the rest of the file is checked`)
+            : Effect.void
+          return Effect.zipRight(announce, progress.onEvent(event))
+        }
       }
       return yield* Option.isSome(flags.resume)
         ? Experiment.resume({ ...common, from: flags.resume.value })

@@ -65,7 +65,9 @@ class Failed {
  */
 export const fanOut = <A, B, E, R, R2>(
   feeds: ReadonlyArray<Feed<A, B, E, R, R2>>,
-  backlog: number = defaultBacklog
+  backlog: number = defaultBacklog,
+  /** Feeds found while the others run (a queue whose first line comes late in the file). */
+  more?: Stream.Stream<Feed<A, B, E, R, R2>, E, R>
 ): Stream.Stream<B, E, R | R2> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const out = yield* Queue.unbounded<B | typeof End | Failed>()
@@ -91,7 +93,8 @@ export const fanOut = <A, B, E, R, R2>(
     })
     let sending = 0
     let sinceYield = 0
-    let feeding = feeds.length
+    // the feeds running, and the source of more feeds while it lasts
+    let feeding = feeds.length + (more === undefined ? 0 : 1)
     const maybeEnd = Effect.suspend(() => (feeding === 0 && sending === 0 ? Queue.offer(out, End) : Effect.void))
     const fail = (cause: Cause.Cause<unknown>) => Queue.offer(out, new Failed(cause))
     const sent = (completed: B | undefined): Effect.Effect<void> =>
@@ -142,6 +145,21 @@ export const fanOut = <A, B, E, R, R2>(
         Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : fail(cause)))
       )
     for (const source of feeds) start(feed(source))
+    if (more !== undefined) {
+      start(more.pipe(
+        Stream.runForEach((source) =>
+          Effect.sync(() => {
+            feeding++
+            start(feed(source))
+          })
+        ),
+        Effect.zipRight(Effect.suspend(() => {
+          feeding--
+          return maybeEnd
+        })),
+        Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : fail(cause)))
+      ))
+    }
     yield* maybeEnd
     let ended = false
     const pull: Effect.Effect<Chunk.Chunk<B>, Option.Option<E>> = Effect.gen(function*() {

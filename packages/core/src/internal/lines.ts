@@ -37,11 +37,13 @@ export const runLines = <F, E, R, R2>(
     readonly stopping: () => boolean
     readonly backlog?: number | undefined
     readonly lookahead?: number | undefined
+    /** Feeds found while the others run (a queue whose first line comes late in the file). */
+    readonly more?: Stream.Stream<LineFeed<F, E, R>, E, R> | undefined
   }
 ): Stream.Stream<CompletedRecord, E, R | R2> =>
   Stream.suspend(() => {
     const lookahead = Math.max(1, options.lookahead ?? defaultLookahead)
-    const sources = feeds.map(({ feed, records }) => {
+    const source = ({ feed, records }: LineFeed<F, E, R>) => {
       // lines of this feed not yet admitted to a queue, and the feed waiting for one of them
       let waiting = 0
       let wakeUp: Deferred.Deferred<void> | undefined
@@ -73,8 +75,8 @@ export const runLines = <F, E, R, R2>(
           })
         }
       }
-    })
-    return fanOut(sources, options.backlog)
+    }
+    return fanOut(feeds.map(source), options.backlog, options.more === undefined ? undefined : Stream.map(options.more, source))
   })
 
 /** A line's ticket: `admitted` once its first request has its slot (or it ends without one). */
