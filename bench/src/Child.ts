@@ -1,7 +1,8 @@
 /**
  * Runs a measured Node.js child process: `node --import rusage.mjs <script> ...args`, timing
  * its wall clock from spawn to exit and reading the CPU time and peak RSS that the preload
- * wrote as it exited.
+ * wrote as it exited. A child can also be started and stopped by the caller (`start`), to
+ * measure something while it runs.
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -52,30 +53,45 @@ export const baseEnv = (): NodeJS.ProcessEnv => {
   return env
 }
 
-/** Runs `node [flags] --import rusage.mjs <script> ...args` and measures it. */
-export const run = (script: string, args: ReadonlyArray<string>, options: ChildOptions): Promise<ChildResult> => {
+/** A measured child that is still running. */
+export interface RunningChild {
+  /** When it was spawned, epoch milliseconds (`performance.timeOrigin + performance.now()`, as the loopback server stamps arrivals). */
+  readonly spawnedAt: number
+  /** Stops it the way a timeout does: SIGTERM (a graceful stop), again after 2 s, SIGKILL after 10 s. */
+  readonly stop: () => void
+  /** How it ended, and what it used. */
+  readonly result: Promise<ChildResult>
+}
+
+/** Starts `node [flags] --import rusage.mjs <script> ...args`, to be measured when it exits. */
+export const start = (script: string, args: ReadonlyArray<string>, options: ChildOptions): RunningChild => {
   const usageFile = path.join(os.tmpdir(), `prompto-bench-rusage-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.json`)
   const argv = [...(options.nodeFlags ?? []), "--import", pathToFileURL(rusagePreload).href, script, ...args]
-  return new Promise((resolve, reject) => {
-    const started = performance.now()
-    const child = spawn(process.execPath, argv, {
-      cwd: options.cwd,
-      env: { ...options.env, BENCH_RUSAGE_FILE: usageFile },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
+  const started = performance.now()
+  const spawnedAt = performance.timeOrigin + started
+  const child = spawn(process.execPath, argv, {
+    cwd: options.cwd,
+    env: { ...options.env, BENCH_RUSAGE_FILE: usageFile },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  // SIGTERM (a graceful stop), a second SIGTERM (stop now), then SIGKILL, so a child that
+  // handles signals still exits normally and reports its resource usage
+  const escalation: Array<NodeJS.Timeout> = []
+  const stop = () => {
+    if (escalation.length > 0 || child.exitCode !== null || child.signalCode !== null) return
+    child.kill("SIGTERM")
+    escalation.push(setTimeout(() => child.kill("SIGTERM"), 2_000), setTimeout(() => child.kill("SIGKILL"), 10_000))
+  }
+  const result = new Promise<ChildResult>((resolve, reject) => {
     let stdout = ""
     let stderr = ""
     const tail = (text: string) => (text.length > keep ? text.slice(-keep) : text)
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout = tail(stdout + chunk)))
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr = tail(stderr + chunk)))
-    // on timeout: SIGTERM (a graceful stop), a second SIGTERM (stop now), then SIGKILL, so a
-    // child that handles signals still exits normally and reports its resource usage
     let timedOut = false
-    const escalation: Array<NodeJS.Timeout> = []
     const timer = setTimeout(() => {
       timedOut = true
-      child.kill("SIGTERM")
-      escalation.push(setTimeout(() => child.kill("SIGTERM"), 2_000), setTimeout(() => child.kill("SIGKILL"), 10_000))
+      stop()
     }, options.timeoutMs)
     const clearTimers = () => {
       clearTimeout(timer)
@@ -104,14 +120,19 @@ export const run = (script: string, args: ReadonlyArray<string>, options: ChildO
       })
     })
   })
+  return { spawnedAt, stop, result }
 }
+
+/** Runs `node [flags] --import rusage.mjs <script> ...args` and measures it. */
+export const run = (script: string, args: ReadonlyArray<string>, options: ChildOptions): Promise<ChildResult> =>
+  start(script, args, options).result
 
 /** A one-line account of a child that failed, for error messages. */
 export const describeFailure = (what: string, result: ChildResult): string =>
   `${what} ${result.timedOut ? "timed out" : `exited with ${result.status ?? result.signal}`}` +
   (result.stderr.trim() === "" ? "" : `: ${result.stderr.trim().split("\n").slice(-5).join(" | ")}`)
 
-/** What a bench client script (`baseline.ts`, `pacedClient.ts`) prints as its last line. */
+/** What a bench client script (`bareClient.ts`, `pacedClient.ts`, ...) prints as its last line. */
 export interface ClientReport {
   readonly n: number
   readonly elapsedMs: number

@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process"
 import * as os from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
-import { repoRoot } from "./Paths.js"
+import { promptoBin, repoRoot } from "./Paths.js"
 
 /** What the figures depend on. */
 export interface Machine {
@@ -19,6 +19,8 @@ export interface Machine {
   readonly commit: string | undefined
   /** How `bin/prompto.js` started the CLI: its esbuild bundle, or the sources through tsx. */
   readonly cli: "bundle" | "tsx" | "unknown"
+  /** The CLI that ran, when `PROMPTO_BENCH_CLI` named another build's. */
+  readonly cliPath: string | undefined
   /** The 1-, 5- and 15-minute load averages when the bench started: above `cores`, other work competed. */
   readonly loadAverage: ReadonlyArray<number>
 }
@@ -31,10 +33,10 @@ const gitCommit = (): string | undefined => {
   }
 }
 
-/** Whether the CLI's launcher would take the bundle (asks `bin/launch.js`, when it has one). */
+/** Whether the CLI's launcher would take the bundle (asks the `launch.js` beside `bin/prompto.js`, when there is one). */
 export const cliMode = async (): Promise<Machine["cli"]> => {
   try {
-    const launcher = pathToFileURL(path.join(repoRoot, "packages", "cli", "bin", "launch.js")).href
+    const launcher = pathToFileURL(path.join(path.dirname(promptoBin), "launch.js")).href
     const module = (await import(launcher)) as { readonly bundleIsFresh?: () => boolean }
     if (typeof module.bundleIsFresh !== "function") return "unknown"
     return module.bundleIsFresh() ? "bundle" : "tsx"
@@ -53,6 +55,7 @@ export const describe = async (): Promise<Machine> => ({
   date: new Date().toISOString(),
   commit: gitCommit(),
   cli: await cliMode(),
+  cliPath: process.env.PROMPTO_BENCH_CLI === undefined || process.env.PROMPTO_BENCH_CLI === "" ? undefined : promptoBin,
   loadAverage: loadAverage()
 })
 

@@ -121,6 +121,18 @@ export const run = async (options: RunOptions): Promise<RunResult> => {
   }
 }
 
+/**
+ * Starts `node packages/cli/bin/prompto.js run -f <file> -d data ...flags` in `dir` without
+ * waiting for it, so the caller can watch the server and stop it (gracefully) when it has seen
+ * enough.
+ */
+export const start = (options: RunOptions): Child.RunningChild =>
+  Child.start(promptoBin, ["run", "-f", options.file, "-d", "data", ...options.flags], {
+    cwd: options.dir,
+    env: options.env,
+    timeoutMs: options.timeoutMs
+  })
+
 /** The completed file and the log a run of `file` in `dir` wrote (so far), if any. */
 export const outputs = (dir: string, file: string): { readonly completed?: string; readonly log?: string } => {
   const output = path.join(dir, "data", "output", path.basename(file).replace(/\.(jsonl|csv)$/, ""))

@@ -6,7 +6,8 @@
  * Flags: `--only 1,3` (a subset), `--quick` (smaller sizes, for development), `--scale <x>`
  * (scenario 2's time scale, default 0.2, or 0.05 with `--quick`; 1 is the paper's real
  * latencies), `--keep` (keep the
- * temporary folders), `--out <file>` (default `bench/results.json`).
+ * temporary folders), `--out <file>` (default `bench/results.json`). `PROMPTO_BENCH_CLI=<path
+ * to another build's bin/prompto.js>` measures that build instead of this checkout's.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -17,8 +18,10 @@ import * as Machine from "./Machine.js"
 import { benchDir } from "./Paths.js"
 import type { Context, Figure, Scenario } from "./Scenario.js"
 import * as Memory from "./scenarios/Memory.js"
+import * as FirstRequest from "./scenarios/FirstRequest.js"
 import * as Pacing from "./scenarios/Pacing.js"
 import * as ParallelQueues from "./scenarios/ParallelQueues.js"
+import * as PushBack from "./scenarios/PushBack.js"
 import * as Report from "./scenarios/Report.js"
 import * as Startup from "./scenarios/Startup.js"
 import * as Strategies from "./scenarios/Strategies.js"
@@ -31,7 +34,9 @@ const scenarios: ReadonlyArray<Scenario> = [
   Memory.scenario,
   Startup.scenario,
   Strategies.scenario,
-  Report.scenario
+  Report.scenario,
+  PushBack.scenario,
+  FirstRequest.scenario
 ]
 
 const usage = `usage: pnpm bench [--only 1,3] [--quick] [--scale 0.2] [--keep] [--out bench/results.json]`
@@ -77,6 +82,7 @@ const progress = (line: string) => console.error(`[${((performance.now() - bench
 if (machine.loadAverage[0]! > machine.cores * 0.5) {
   progress(`warning: load average ${machine.loadAverage.join(", ")} on ${machine.cores} cores: other work will disturb the figures`)
 }
+if (machine.cliPath !== undefined) progress(`measuring the CLI at ${machine.cliPath} (PROMPTO_BENCH_CLI)`)
 if (machine.cli === "tsx") {
   progress("warning: the CLI bundle is missing or older than the sources, so prompto runs through tsx: run `pnpm build` first")
 }
@@ -116,7 +122,8 @@ try {
 const totalSeconds = (performance.now() - benchStarted) / 1000
 // a rebuild (or a source edit) during the run changes how later runs started the CLI
 const cliAtEnd = await Machine.cliMode()
-const cli = cliAtEnd === machine.cli ? machine.cli : `${machine.cli} at start, ${cliAtEnd} at end`
+const cli = (cliAtEnd === machine.cli ? machine.cli : `${machine.cli} at start, ${cliAtEnd} at end`) +
+  (machine.cliPath === undefined ? "" : ` (${machine.cliPath})`)
 const rows = records.flatMap((record) =>
   record.error !== undefined
     ? [[record.title, "error", record.error.slice(0, 100), "", "miss"]]

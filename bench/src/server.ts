@@ -5,29 +5,35 @@
  *
  * It speaks enough of the OpenAI wire protocol for the `openai` SDK: `POST .../chat/completions`
  * and `POST .../completions`, under any prefix (`/v1`, Azure's
- * `/openai/deployments/<deployment>`). Each model (the body's `model`, or the Azure deployment
- * in the path) answers after its configured latency; a `serial` model answers one request at a
- * time, first come first served, each taking its latency after the previous answer. Unknown
- * models answer at once.
+ * `/openai/deployments/<deployment>`), and prompto's own `quart` API: `POST .../generate` with
+ * `{"text", "model", "options"}`, answered `{"response": [{"generated_text": "ok"}], "model"}`.
+ * Each model (the body's `model`, or the Azure deployment in the path) answers after its
+ * configured latency; a `serial` model answers one request at a time, first come first served,
+ * each taking its latency after the previous answer. A model with a `rateLimit` answers 429
+ * beyond it, as OpenAI does (see `RateLimit`). Unknown models answer at once.
  *
  * Per request it records the arrival time (at the `request` event), the model, when the
- * answer was sent and the sender's own stamp when it sent one (`x-sent-at`), as epoch milliseconds (`performance.timeOrigin + performance.now()`), so the
- * bench can compare them with its own clock. It is kept lean (keep-alive, prebuilt bodies, no
- * logging) so it sustains thousands of requests per second on one core.
+ * answer was sent, its status and the sender's own stamp when it sent one (`x-sent-at`), as
+ * epoch milliseconds (`performance.timeOrigin + performance.now()`), so the bench can compare
+ * them with its own clock. It is kept lean (keep-alive, prebuilt bodies, no logging) so it
+ * sustains thousands of requests per second on one core.
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Command, ModelLatency, Recorded, Reply } from "./LoopbackProtocol.js"
+import type { Command, ModelConfig, RateLimit, Recorded, Reply } from "./LoopbackProtocol.js"
 
 const now = (): number => performance.timeOrigin + performance.now()
 
-let models: Readonly<Record<string, ModelLatency>> = {}
+let models: Readonly<Record<string, ModelConfig>> = {}
 /** When each serial model is next free, epoch milliseconds. */
 const serialFreeAt = new Map<string, number>()
+/** Each rate-limited model's bucket: the requests it holds and when that was last brought up to date. */
+const buckets = new Map<string, { tokens: number; at: number }>()
 
 let arrivedAt: Array<number> = []
 let answeredAt: Array<number> = []
 let modelOf: Array<number> = []
+let status: Array<number> = []
 let sentAt: Array<number | null> = []
 let modelNames: Array<string> = []
 let modelIndex = new Map<string, number>()
@@ -39,10 +45,12 @@ const reset = (): void => {
   arrivedAt = []
   answeredAt = []
   modelOf = []
+  status = []
   sentAt = []
   modelNames = []
   modelIndex = new Map()
   serialFreeAt.clear()
+  buckets.clear()
   connections = 0
 }
 
@@ -58,24 +66,78 @@ const indexOfModel = (model: string): number => {
 /** Prebuilt answers, per model and endpoint. */
 const bodies = new Map<string, Buffer>()
 
-const bodyFor = (model: string, chat: boolean): Buffer => {
-  const key = `${chat ? "c" : "t"}:${model}`
+/** Which answer a route gives: a chat completion, a text completion, or quart's `generate`. */
+type Route = "chat" | "text" | "generate"
+
+const answerFor = (model: string, route: Route): unknown => {
+  if (route === "generate") return { response: [{ generated_text: "ok" }], model }
+  const choice = route === "chat"
+    ? { index: 0, message: { role: "assistant", content: "ok" }, logprobs: null, finish_reason: "stop" }
+    : { index: 0, text: "ok", logprobs: null, finish_reason: "stop" }
+  return {
+    id: "bench",
+    object: route === "chat" ? "chat.completion" : "text_completion",
+    created: 0,
+    model,
+    choices: [choice],
+    usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }
+  }
+}
+
+const bodyFor = (model: string, route: Route): Buffer => {
+  const key = `${route}:${model}`
   let body = bodies.get(key)
   if (body === undefined) {
-    const choice = chat
-      ? { index: 0, message: { role: "assistant", content: "ok" }, logprobs: null, finish_reason: "stop" }
-      : { index: 0, text: "ok", logprobs: null, finish_reason: "stop" }
-    body = Buffer.from(JSON.stringify({
-      id: "bench",
-      object: chat ? "chat.completion" : "text_completion",
-      created: 0,
-      model,
-      choices: [choice],
-      usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }
-    }))
+    body = Buffer.from(JSON.stringify(answerFor(model, route)))
     bodies.set(key, body)
   }
   return body
+}
+
+const rateLimited = Buffer.from(JSON.stringify({
+  error: {
+    message: "Rate limit reached for requests. Please try again later.",
+    type: "requests",
+    param: null,
+    code: "rate_limit_exceeded"
+  }
+}))
+
+/**
+ * A duration as Go prints one and OpenAI sends its resets: `200ms`, `1.2s`, `6m0s`.
+ */
+const goDuration = (ms: number): string => {
+  if (ms < 1000) return `${Math.ceil(ms)}ms`
+  const minutes = Math.floor(ms / 60_000)
+  const seconds = `${Number(((ms - minutes * 60_000) / 1000).toFixed(3))}s`
+  return minutes > 0 ? `${minutes}m${seconds}` : seconds
+}
+
+/**
+ * Takes one request from a model's bucket, refilled up to now: whether it was let through,
+ * and OpenAI's headers describing the bucket after it (empty without `limit.headers`).
+ */
+const takeFromBucket = (model: string, limit: RateLimit, at: number): { readonly allowed: boolean; readonly headers: Record<string, string> } => {
+  const perMs = limit.perMinute / 60_000
+  const bucket = buckets.get(model) ?? { tokens: limit.capacity, at }
+  bucket.tokens = Math.min(limit.capacity, bucket.tokens + (at - bucket.at) * perMs)
+  bucket.at = at
+  buckets.set(model, bucket)
+  const allowed = bucket.tokens >= 1
+  if (allowed) bucket.tokens -= 1
+  if (!limit.headers) return { allowed, headers: {} }
+  return {
+    allowed,
+    headers: {
+      // OpenAI's limit is "the most requests permitted before the limit is exhausted": the
+      // bucket's capacity (OpenAI's own buckets hold a minute's worth, so theirs reads as the
+      // per-minute limit)
+      "x-ratelimit-limit-requests": String(limit.capacity),
+      "x-ratelimit-remaining-requests": String(Math.floor(bucket.tokens)),
+      // OpenAI's reset is the time until the limit is back to its initial state: a full bucket
+      "x-ratelimit-reset-requests": goDuration((limit.capacity - bucket.tokens) / perMs)
+    }
+  }
 }
 
 const notFound = Buffer.from(JSON.stringify({ error: { message: "not found", type: "invalid_request_error" } }))
@@ -103,33 +165,44 @@ const server = http.createServer((request, response) => {
   request.on("end", () => {
     const url = request.url ?? "/"
     const path = url.split("?", 1)[0]!
-    const chat = path.endsWith("/chat/completions")
-    if (request.method !== "POST" || !(chat || path.endsWith("/completions"))) {
-      response.writeHead(404, { "content-type": "application/json", "content-length": notFound.length })
-      response.end(notFound)
+    const route: Route | undefined = path.endsWith("/chat/completions")
+      ? "chat"
+      : path.endsWith("/completions")
+      ? "text"
+      : path.endsWith("/generate")
+      ? "generate"
+      : undefined
+    const send = (code: number, body: Buffer, headers: Record<string, string> = {}) => {
+      response.writeHead(code, { ...headers, "content-type": "application/json", "content-length": body.length })
+      response.end(body)
       answeredAt[slot] = now()
+      status[slot] = code
+    }
+    if (request.method !== "POST" || route === undefined) {
       modelOf[slot] = indexOfModel("")
-      return
+      return send(404, notFound)
     }
     const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")
     const model = modelFrom(url, text)
     modelOf[slot] = indexOfModel(model)
-    const body = bodyFor(model, chat)
-    const answer = () => {
-      response.writeHead(200, { "content-type": "application/json", "content-length": body.length })
-      response.end(body)
-      answeredAt[slot] = now()
+    const config = models[model]
+    let headers: Record<string, string> = {}
+    if (config?.rateLimit !== undefined) {
+      const taken = takeFromBucket(model, config.rateLimit, now())
+      if (!taken.allowed) return send(429, rateLimited, taken.headers)
+      headers = taken.headers
     }
-    const latency = models[model]
-    if (latency === undefined || latency.latencyMs <= 0) return answer()
+    const body = bodyFor(model, route)
+    const answer = () => send(200, body, headers)
+    if (config === undefined || config.latencyMs <= 0) return answer()
     const at = now()
-    if (latency.serial === true) {
+    if (config.serial === true) {
       const start = Math.max(at, serialFreeAt.get(model) ?? 0)
-      const done = start + latency.latencyMs
+      const done = start + config.latencyMs
       serialFreeAt.set(model, done)
       setTimeout(answer, done - at)
     } else {
-      setTimeout(answer, latency.latencyMs)
+      setTimeout(answer, config.latencyMs)
     }
   })
 })
@@ -157,12 +230,15 @@ process.on("message", (command: Command) => {
         arrivedAt,
         answeredAt,
         modelOf,
+        status,
         sentAt,
         connections,
         cpuMs: (cpu.user + cpu.system) / 1000
       }
       return reply({ type: "records", id: command.id, recorded })
     }
+    case "clock":
+      return reply({ type: "clock", id: command.id, now: now() })
     case "close":
       server.closeAllConnections()
       server.close(() => process.exit(0))

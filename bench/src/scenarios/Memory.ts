@@ -89,7 +89,7 @@ export const scenario: Scenario = {
         ...sizeFigures(largeResult, context.quick ? Figures.info : Figures.atMost(rssTargetMb)),
         figure(`RSS(${label(large)}) / RSS(${label(small)})`, largeResult.maxRssMb / smallResult.maxRssMb, {
           digits: 2,
-          target: Figures.atMost(1.3)
+          target: Figures.atMost(1.2)
         })
       ],
       details: { sizes: [smallResult, largeResult], rssTargetMb }
