@@ -154,6 +154,22 @@ export const slots = (intervalMs: number, options: CatchUp = {}): Schedule.Sched
 /** Times closer than this (a nanosecond) are the same time: float sums of intervals differ in the last bits. */
 const epsilonMs = 1e-6
 
+const liveClock = Clock.make()
+
+/**
+ * The clock in milliseconds with their fraction, for the times the slots are claimed at: at a
+ * rate of more than a send a millisecond, the live clock's whole milliseconds would put every
+ * send of a millisecond at the same instant, where the bound allows two, and the queue would
+ * send about a thousand a second whatever its rate. The live clock's `currentTimeNanos` is its
+ * high-resolution time since the epoch; any other clock (a test's `TestClock`, whose instants
+ * may have fractions already) is read as it is.
+ */
+const preciseMillis: Effect.Effect<number> = Effect.clockWith((clock) =>
+  clock.constructor === liveClock.constructor
+    ? Effect.map(clock.currentTimeNanos, (nanos) => Number(nanos) / 1_000_000)
+    : clock.currentTimeMillis
+)
+
 /**
  * The most sends that any half-open window of `windowMs` may hold at a rate of one send every
  * `intervalMs`: `ceil(windowMs / intervalMs)` for a window of 1 s or longer, what a perfect grid
@@ -597,7 +613,7 @@ export const make = (
     // grid restarts at its end
     const claimNext = Effect.gen(function*() {
       while (true) {
-        const now = yield* Clock.currentTimeMillis
+        const now = yield* preciseMillis
         if (state.pausedUntil - now > epsilonMs) {
           yield* Effect.sleep(state.pausedUntil - now)
           continue
@@ -644,7 +660,7 @@ export const make = (
       return true
     }
     const takeFrom = (line: Array<Deferred.Deferred<void>>) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.flatMap(preciseMillis, (now) =>
         released || claimDue(now) ? Effect.void : Effect.flatMap(Deferred.make<void>(), (waiter) => {
           queued++
           line.push(waiter)
