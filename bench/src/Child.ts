@@ -57,8 +57,13 @@ export const baseEnv = (): NodeJS.ProcessEnv => {
 export interface RunningChild {
   /** When it was spawned, epoch milliseconds (`performance.timeOrigin + performance.now()`, as the loopback server stamps arrivals). */
   readonly spawnedAt: number
-  /** Stops it the way a timeout does: SIGTERM (a graceful stop), again after 2 s, SIGKILL after 10 s. */
-  readonly stop: () => void
+  /**
+   * Stops it the way a timeout does: SIGTERM (a graceful stop), again after `graceMs` (default
+   * 2 s: stop now), SIGKILL 8 s after that.
+   */
+  readonly stop: (graceMs?: number) => void
+  /** How many signals it was sent (0 while it runs unasked; 2 or more: the graceful stop took longer than its grace). */
+  readonly signalsSent: () => number
   /** How it ended, and what it used. */
   readonly result: Promise<ChildResult>
 }
@@ -77,10 +82,16 @@ export const start = (script: string, args: ReadonlyArray<string>, options: Chil
   // SIGTERM (a graceful stop), a second SIGTERM (stop now), then SIGKILL, so a child that
   // handles signals still exits normally and reports its resource usage
   const escalation: Array<NodeJS.Timeout> = []
-  const stop = () => {
+  let signals = 0
+  const signal = (name: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    signals++
+    child.kill(name)
+  }
+  const stop = (graceMs = 2_000) => {
     if (escalation.length > 0 || child.exitCode !== null || child.signalCode !== null) return
-    child.kill("SIGTERM")
-    escalation.push(setTimeout(() => child.kill("SIGTERM"), 2_000), setTimeout(() => child.kill("SIGKILL"), 10_000))
+    signal("SIGTERM")
+    escalation.push(setTimeout(() => signal("SIGTERM"), graceMs), setTimeout(() => signal("SIGKILL"), graceMs + 8_000))
   }
   const result = new Promise<ChildResult>((resolve, reject) => {
     let stdout = ""
@@ -120,7 +131,7 @@ export const start = (script: string, args: ReadonlyArray<string>, options: Chil
       })
     })
   })
-  return { spawnedAt, stop, result }
+  return { spawnedAt, stop, signalsSent: () => signals, result }
 }
 
 /** Runs `node [flags] --import rusage.mjs <script> ...args` and measures it. */
