@@ -14,7 +14,6 @@
  */
 import { type Provider, ProviderError } from "@prompto/core"
 import { Effect, Either, Option, Schema } from "effect"
-import { request } from "undici"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
 import * as UndiciFetch from "./undiciFetch.js"
@@ -155,14 +154,19 @@ const requestHeaders = { "content-type": "application/json", accept: "applicatio
  */
 const send = (api: string, url: string, body: string): Effect.Effect<Answer, ProviderError.TransientError> =>
   Effect.async<Answer, ProviderError.TransientError>((resume, signal) => {
-    request(url, { method: "POST", headers: requestHeaders, body, signal, dispatcher: UndiciFetch.dispatcher() }).then(
-      (answer) =>
-        answer.body.text().then(
-          (text) => resume(Effect.succeed({ status: answer.statusCode, headers: answer.headers, text })),
-          (error) => resume(Effect.fail(ProviderFailure.fromConnection(error, api, url)))
-        ),
-      (error) => resume(Effect.fail(ProviderFailure.fromConnection(error, api, url)))
-    )
+    const failed = (error: unknown) => resume(Effect.fail(ProviderFailure.fromConnection(error, api, url)))
+    const start = ({ dispatcher, request }: UndiciFetch.Transport) =>
+      request(url, { method: "POST", headers: requestHeaders, body, signal, dispatcher }).then(
+        (answer) =>
+          answer.body.text().then(
+            (text) => resume(Effect.succeed({ status: answer.statusCode, headers: answer.headers, text })),
+            failed
+          ),
+        failed
+      )
+    const transport = UndiciFetch.transport()
+    if (transport instanceof Promise) transport.then(start, failed)
+    else start(transport)
   })
 
 /** The reply of a whole answer: an error status or error body classified, a 2xx body decoded. */
