@@ -37,10 +37,15 @@ export interface RunEvents<A> {
 export const make = <A>(): Effect.Effect<RunEvents<A>> =>
   Effect.sync(() => {
     let handlers: ReadonlyArray<(event: A) => Effect.Effect<void>> = []
+    // the handlers in a chain of `zipRight`s: `Effect.forEach`'s loop cost more than the
+    // handlers themselves, twice a request
     const publish = (event: A): Effect.Effect<void> => {
       const current = handlers
-      if (current.length === 1) return current[0]!(event)
-      return Effect.forEach(current, (handle) => handle(event), { discard: true })
+      if (current.length === 0) return Effect.void
+      const handled = current.map((handle) => handle(event))
+      let chain = handled[handled.length - 1]!
+      for (let i = handled.length - 2; i >= 0; i--) chain = Effect.zipRight(handled[i]!, chain)
+      return chain
     }
     const subscribe = (handle: (event: A) => Effect.Effect<void>) =>
       Effect.acquireRelease(

@@ -183,7 +183,8 @@ export const dispatch = (
       attempts++
       sentAt = yield* Clock.currentTimeMillis
       yield* emit({ _tag: "Sent", queue: queue.key, id: record.id, attempt: attempts, at: sentAt })
-      return yield* query.pipe(
+      // (a queue without a concurrency cap or token budget has nothing to settle: no finalizer)
+      return yield* pacer.inFlight === undefined && pacer.tokens === undefined ? query : query.pipe(
         Effect.onExit((exit) => settle(exit._tag === "Success" ? exit.value : undefined))
       )
     }).pipe(
