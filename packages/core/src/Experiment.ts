@@ -841,13 +841,16 @@ const sendLines = (
       yield* complete(Lines.runLines([], program, {
         ...lineOptions,
         // each queue's lines as the check finds the queue
-        more: Stream.map(planned.queues, ({ index, records }) => ({ feed: plan.queues[index]!.route, records: stop.untilStop(records) }))
+        // (a stop also ends the queues still to be found: the check of a large file may go on)
+        more: stop.untilStop(
+          Stream.map(planned.queues, ({ index, records }) => ({ feed: plan.queues[index]!.route, records: stop.untilStop(records) }))
+        )
       }))
       return { written, expected: yield* toWrite, preparedFile: undefined } satisfies Sent
     }
     // records made by the input stage are queued as they come out
     const inputOnly = options.inputStageOnly === true
-    const valid = Stream.flatMap(planned.queues, ({ records }) => stop.untilStop(records), { concurrency: "unbounded" })
+    const valid = Stream.flatMap(stop.untilStop(planned.queues), ({ records }) => stop.untilStop(records), { concurrency: "unbounded" })
     let stagedRecords = 0
     const target = inputOnly ? paths.join(run.prepared.folder.input, `${opened.runName}.jsonl`) : opened.files.input
     // a prepared file appears in input/ only when complete, so a watching pipeline never reads half of it

@@ -8,6 +8,7 @@ import type { FileSystem } from "@effect/platform"
 import { Effect, Stream } from "effect"
 import * as ExperimentFile from "./ExperimentFile.js"
 import type { LineProblem } from "./ExperimentFile.js"
+import { yieldToEventLoop } from "./internal/fanOut.js"
 import { IdIndex } from "./internal/idIndex.js"
 import type { IdentifiedRecord, PromptRecord } from "./PromptRecord.js"
 import * as Strategy from "./Strategy.js"
@@ -125,6 +126,11 @@ export const check = (
     readonly displayName?: string
     /** Strategies named by lines (a folder's named strategies, templates); default: the built-ins. */
     readonly strategies?: StrategySpec.StrategySetup | undefined
+    /**
+     * Lets the event loop run (I/O, timers) every this many entries: a check that runs beside
+     * the sending of a run must not hold back its requests (default: never).
+     */
+    readonly yieldEvery?: number | undefined
   } = {}
 ): Effect.Effect<CheckReport, ExperimentFile.ExperimentFileError, FileSystem.FileSystem | ProviderRegistry> =>
   Effect.gen(function*() {
@@ -151,6 +157,7 @@ export const check = (
       Stream.runForEach((entry) =>
         Effect.gen(function*() {
           records++
+          if (options.yieldEvery !== undefined && records % options.yieldEvery === 0) yield* yieldToEventLoop
           const decoded = ExperimentFile.decode(name, entry)
           const lineProblems: Array<LineProblem> = []
           if (decoded._tag === "Invalid") {

@@ -283,12 +283,13 @@ export const start = (file: string, options: {
           handTo(index, verdict.ordinal, left.map((sample) => (sample === undefined ? verdict.record : { ...verdict.record, sample })))
         }
       }
-      if (checked % progressEvery === 0) {
+      if (checked % progressEvery === 0 || checked === 1) {
         wake(false)
         options.onProgress?.(plan)
       }
     }
-    yield* ExperimentCheck.check(file, { displayName: options.displayName, strategies: options.strategies, onEntry }).pipe(
+    // the check runs beside the sending: it lets the requests' I/O and timers in every few lines
+    yield* ExperimentCheck.check(file, { displayName: options.displayName, strategies: options.strategies, onEntry, yieldEvery: 64 }).pipe(
       Effect.exit,
       Effect.flatMap((exit) =>
         Effect.sync(() => {

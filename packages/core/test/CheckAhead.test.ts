@@ -159,6 +159,30 @@ describe("sending while the check runs ahead", () => {
     }).pipe(Effect.provide(Layer.merge(NodeContext.layer, MockProvider.layer(mock))))
   }, 120_000)
 
+  it.live("a stop ends the run at once, without waiting for the rest of a large file's check", () => {
+    const dir = tempDir()
+    const source = path.join(dir, "stopped.jsonl")
+    write(source, Array.from({ length: n }, (_, i) => line(i)))
+    const answered = Deferred.unsafeMake<void>(FiberId.none)
+    const base = MockProvider.make("mock", { respond: () => Effect.as(Deferred.succeed(answered, undefined), "ok") })
+    // the check never gets past the last line: only the stop can end this run
+    const mock = {
+      ...base,
+      check: (record: PromptRecord) => record.id === n - 1 ? Effect.never : base.check(record)
+    }
+    return Effect.gen(function*() {
+      const result = yield* Experiment.run({ ...options(dir, source), maxQueries: 6000, stop: Deferred.await(answered), grace: "60 seconds" })
+        .pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("the stop waited for the check") }))
+      expect(result.stopped).toBe(true)
+      const written = readJsonl(result.files.completed).length
+      expect(written).toBeGreaterThan(0)
+      expect(written).toBeLessThan(n)
+      // what the check had found and was not done is counted as not done
+      expect(result.notDone).toBeGreaterThan(0)
+      expect(fs.readFileSync(result.files.log, "utf8")).toMatch(/resume with: prompto run --resume /)
+    }).pipe(Effect.provide(Layer.merge(NodeContext.layer, MockProvider.layer(mock))))
+  }, 60_000)
+
   it.live("a file checked within the head start stays all or nothing: an invalid line sends nothing", () => {
     const dir = tempDir()
     const source = path.join(dir, "small.jsonl")
