@@ -52,13 +52,21 @@ export const retryPolicy = (
   )
 
 /**
+ * The name prompto gives an error (`ValueError`, `Exception`, an SDK's error class), else its tag.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const errorName = (error: ProviderError): string => ("errorName" in error ? error.errorName : undefined) ?? error._tag
+
+/**
  * prompto's wording for an error stored in `response`.
  *
  * @since 0.1.0
  * @category formatting
  */
 export const errorResponse = (error: ProviderError, attempts: number, maxAttempts: number): string => {
-  const name = ("errorName" in error ? error.errorName : undefined) ?? error._tag
+  const name = errorName(error)
   return error.retryable && attempts >= maxAttempts
     ? `An unexpected error occurred when querying the API: (${name} - ${error.message}) after maximum ${maxAttempts} attempts`
     : `${name} - ${error.message}`

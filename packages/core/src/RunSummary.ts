@@ -7,6 +7,7 @@
  */
 import type { CompletedRecord } from "./PromptRecord.js"
 import type { SchedulerEvent } from "./Scheduler.js"
+import { errorName } from "./RetryPolicy.js"
 
 /**
  * Tokens and cost of the requests answered without error (the request path's `Completed`
@@ -507,7 +508,7 @@ export const logMessage = (event: SchedulerEvent): string | undefined => {
   switch (event._tag) {
     case "Retrying":
       return `Error (id=${String(event.id)}) on attempt ${event.attempt} of ${event.maxAttempts}: ` +
-        `${event.error._tag} - ${event.error.message}. Adding to the queue to try again later...`
+        `${errorName(event.error)} - ${event.error.message}. Adding to the queue to try again later...`
     case "Completed":
       return event.ok ? undefined : `Error (id=${String(event.record.id)}): ${String(event.record.response)}`
     case "Paused":

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type { CompletedRecord } from "../src/PromptRecord.js"
+import { TransientError } from "../src/ProviderError.js"
 import * as RunSummary from "../src/RunSummary.js"
 import type { SchedulerEvent } from "../src/Scheduler.js"
 
@@ -230,6 +231,17 @@ describe("RunSummary", () => {
     expect(lines.filter((line) => line.startsWith("effective rate"))).toHaveLength(1)
     expect(RunSummary.logMessage(rate(10_000, 840, "rate_limited"))).toBe(
       `Rate of queue openai/gpt-4o: 840.0 QPM of 1200.0 (lowered after a "slow down")`
+    )
+  })
+
+  it("a retry's log line names the error as prompto does (the test API's ValueError, an SDK's class), else by its kind", () => {
+    const retrying = (error: TransientError) =>
+      RunSummary.logMessage({ _tag: "Retrying", queue: "q", id: "p-1", attempt: 1, maxAttempts: 3, error })
+    expect(retrying(new TransientError({ message: "boom", errorName: "Exception" }))).toBe(
+      "Error (id=p-1) on attempt 1 of 3: Exception - boom. Adding to the queue to try again later..."
+    )
+    expect(retrying(new TransientError({ message: "boom" }))).toBe(
+      "Error (id=p-1) on attempt 1 of 3: TransientError - boom. Adding to the queue to try again later..."
     )
   })
 })

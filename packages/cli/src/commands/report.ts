@@ -1,5 +1,5 @@
 /**
- * `prompto report OUTPUT_FOLDER... [-o report.html] [--open] [--max-rows N]`: one self-contained
+ * `prompto report OUTPUT_FOLDER... [-o report.html] [--open] [--max-rows N] [--max-error-rows N]`: one self-contained
  * HTML report of one or more finished runs (ours or prompto's Python outputs).
  *
  * @since 0.1.0
@@ -27,7 +27,14 @@ const open = Options.boolean("open").pipe(
 
 const maxRows = SharedOptions.number("max-rows", { integer: true, atLeast: 0 }).pipe(
   Options.withDefault(Report.defaultMaxRows),
-  Options.withDescription("Records in the table's sample of prompts (every error record is added, up to 20,000).")
+  Options.withDescription("Records in the table's sample of prompts (every error record is added, up to --max-error-rows).")
+)
+
+const maxErrorRows = SharedOptions.number("max-error-rows", { integer: true, atLeast: 0 }).pipe(
+  Options.withDefault(Report.defaultMaxErrorRows),
+  Options.withDescription(
+    "Error records added to the table beyond the sample (past it, errors are still counted in the charts, and the page says how many are not shown)."
+  )
 )
 
 /** Starts the platform's opener on `file` and does not wait for it. */
@@ -51,9 +58,14 @@ const size = (bytes: number): string => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed
  * @since 0.1.0
  * @category commands
  */
-export const command = Command.make("report", { runs, output, open, maxRows }, (flags) =>
+export const command = Command.make("report", { runs, output, open, maxRows, maxErrorRows }, (flags) =>
   Effect.gen(function*() {
-    const written = yield* Report.write({ runs: flags.runs, output: flags.output, maxRows: flags.maxRows })
+    const written = yield* Report.write({
+      runs: flags.runs,
+      output: flags.output,
+      maxRows: flags.maxRows,
+      maxErrorRows: flags.maxErrorRows
+    })
     const { data } = written
     const records = data.runs.reduce((n, run) => n + run.records, 0)
     const unreadable = data.runs.reduce((n, run) => n + run.unreadable, 0)
@@ -61,6 +73,12 @@ export const command = Command.make("report", { runs, output, open, maxRows }, (
       `report: ${written.file} (${size(written.bytes)}): ${data.runs.length} run(s), ${records} records, ` +
         `${data.sample.shownRows} in the table`
     )
+    if (data.sample.errorRowsShown < data.sample.errorRowsTotal) {
+      yield* Console.error(
+        `note: the table holds ${data.sample.errorRowsShown} of ${data.sample.errorRowsTotal} error records ` +
+          `(--max-error-rows ${data.sample.errorRowsTotal} holds them all); the charts count every one`
+      )
+    }
     if (unreadable > 0) yield* Console.error(`warning: ${unreadable} line(s) could not be read; the report names them`)
     if (flags.open) yield* openInBrowser(written.file)
   })).pipe(
