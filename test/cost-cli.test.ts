@@ -120,4 +120,33 @@ describe("prompto estimate and --max-cost", () => {
       await servers.close()
     }
   }, 120_000)
+
+  it("the cost example: estimate prices every model of the evaluation example, and --max-cost stops its run at the cap", async ({ expect }) => {
+    const dir = tempDir()
+    const example = path.join(here, "..", "examples")
+    fs.copyFileSync(path.join(example, "evaluation", "capitals.jsonl"), path.join(dir, "capitals.jsonl"))
+    const prices = path.join(example, "cost", "prices.json")
+    const estimate = await spawnCli(promptoBin, ["estimate", "-f", "capitals.jsonl", "-mq", "600", "-s", "match,includes", "--prices", prices], {
+      cwd: dir,
+      env: childEnv,
+      timeoutMs: 60_000
+    })
+    expect(estimate.status, estimate.stderr).toBe(0)
+    expect(estimate.stdout).toMatch(/test\/large \*\s+3\s/)
+    expect(estimate.stdout).toMatch(/total\s+6\s+[\d,]+\s+[\d,]+\s+0\.\d+ - 0\.\d+/)
+    expect(estimate.stdout).not.toMatch(/\+ unknown|\s unknown\s/)
+    const capped = await spawnCli(promptoBin, ["run", "-f", "capitals.jsonl", "-mq", "600", "-s", "match,includes", "--prices", prices, "--max-cost", "0.003"], {
+      cwd: dir,
+      env: childEnv,
+      timeoutMs: 60_000
+    })
+    expect(capped.status, capped.stderr).toBe(3)
+    expect(capped.stdout + capped.stderr).toMatch(/Stopped at the spend cap: \$0\.\d+ spent of \$0\.003/)
+    const output = path.join(dir, "data", "output", "capitals")
+    const written = readJsonl(path.join(output, runFilesOf(output, "completed", "capitals")[0]!))
+    expect(written.length).toBeGreaterThan(0)
+    expect(written.length).toBeLessThan(6)
+    expect(written.every((record) => typeof record.cost === "number")).toBe(true)
+  }, 120_000)
 })
+
