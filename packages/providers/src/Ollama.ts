@@ -275,6 +275,7 @@ export const toResponse = (replies: ReadonlyArray<Reply>, multiTurn: boolean): P
  */
 export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
   const endpointOf = HttpJson.endpointOf(endpointVariable, baseUrl)
+  const endpointProblemsOf = HttpJson.endpointProblemsOf(endpointVariable, baseUrl)
 
   const post = <A, I>(
     url: string,
@@ -310,7 +311,7 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
       const problems: Array<Provider.RecordProblem> = []
       const planned = plan(record.prompt)
       if (Either.isLeft(planned)) problems.push({ key: "prompt", message: planned.left })
-      problems.push(...(yield* HttpJson.checkEndpoint(endpointVariable, record.model_name, baseUrl)))
+      problems.push(...(yield* endpointProblemsOf(record.model_name)))
       return problems
     })
 

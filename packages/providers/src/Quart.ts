@@ -91,13 +91,14 @@ export const Reply = Schema.Struct({
  */
 export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
   const endpointOf = HttpJson.endpointOf(endpointVariable, generateUrl)
+  const endpointProblemsOf = HttpJson.endpointProblemsOf(endpointVariable, generateUrl)
 
   const check = (record: PromptRecord.PromptRecord): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
     Effect.gen(function*() {
       const problems: Array<Provider.RecordProblem> = []
       const prompt = promptProblem(record.prompt)
       if (prompt !== undefined) problems.push({ key: "prompt", message: prompt })
-      problems.push(...(yield* HttpJson.checkEndpoint(endpointVariable, record.model_name, generateUrl)))
+      problems.push(...(yield* endpointProblemsOf(record.model_name)))
       return problems
     })
 

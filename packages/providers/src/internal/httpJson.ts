@@ -79,6 +79,20 @@ export const requireEndpoint = (
     }))
 
 /**
+ * `checkEndpoint` for a provider, read once per model and configuration: the check of a run's
+ * file asks for every line, and reading `Config` (a missing per-model variable is a failure
+ * with a stack trace) cost more than the rest of the line's check.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const endpointProblemsOf = (
+  variable: string,
+  parse: (endpoint: string) => Option.Option<string>
+): (modelName: string) => Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
+  ModelConfig.perModel((modelName) => checkEndpoint(variable, modelName, parse))
+
+/**
  * `requireEndpoint` for a provider, read once per model and configuration (reading `Config` for
  * every request cost more than the rest of the provider's work); a missing or unusable value is
  * read again next time, so a fixed variable is seen.
