@@ -159,7 +159,14 @@ const userPrice = (price: typeof ModelPrice.Type, tokens: Tokens): number => {
     tokens.output * price.output_mtok) / 1e6
 }
 
+// the models the table does not know, per provider: looking a model up scans the provider's
+// models (about 20 µs), and a run asks again for every answer of a model it does not know (a
+// local or OpenAI-compatible server's); the table does not change while prompto runs
+const unknownModels = new Set<string>()
+
 const tablePrice = (providerId: string, model: string, tokens: Tokens): number | null => {
+  const key = `${providerId}\u0000${model}`
+  if (unknownModels.has(key)) return null
   const cached = Math.min(tokens.cachedInput ?? 0, tokens.input)
   const written = Math.min(tokens.cacheWrite ?? 0, tokens.input - cached)
   try {
@@ -173,7 +180,11 @@ const tablePrice = (providerId: string, model: string, tokens: Tokens): number |
       model,
       { providerId }
     )
-    return price === null || price === undefined ? null : price.total_price
+    if (price === null || price === undefined) {
+      if (unknownModels.size < 10_000) unknownModels.add(key)
+      return null
+    }
+    return price.total_price
   } catch {
     return null
   }
