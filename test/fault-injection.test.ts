@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { busiestWindow } from "../bench/src/Figures.js"
 import * as Loopback from "../packages/providers/test/servers/Loopback.js"
 import { childEnv } from "./e2e/cliHarness.js"
@@ -112,6 +113,10 @@ describe("fault injection", () => {
       fs.writeFileSync(path.join(dir, "rates.json"), JSON.stringify({ openai: queues }))
       // the CLI runs in its own process, so the server's clock reads arrivals undisturbed
       const started = performance.now()
+      // the server's own event loop, late by as much as the machine is loaded, reads requests
+      // late and then together: its delay is measured over the run and widens the allowance
+      const serverLoop = monitorEventLoopDelay({ resolution: 10 })
+      serverLoop.enable()
       const cli = yield* Effect.promise(() =>
         spawnCli(prompto, [
           "run", "-f", "faults.jsonl", "-d", "data", "-p", "-mqj", "rates.json", "-ma", String(maxAttempts), "--timeout", "1"
@@ -121,6 +126,8 @@ describe("fault injection", () => {
           timeoutMs: 200_000
         })
       )
+      serverLoop.disable()
+      const serverLagMs = Math.max(0, serverLoop.max / 1e6 - 10)
       expect(cli.stderr).not.toMatch(/\n\s+at /)
       expect(cli.status).toBe(0)
       const output = path.join(dir, "data", "output", "faults")
@@ -146,29 +153,37 @@ describe("fault injection", () => {
       // measured the server's read jitter on this machine at up to 16 ms at 100/s and 49 ms at
       // 1,000/s, and prompto's own delay from slot to socket adds a few milliseconds more (the
       // bench sees 104 in a second at 100/s, as a bare client bursting on a 10 ms grid sees
-      // 102-103); so 5 more at 100/s, 3 more at 50/s
+      // 102-103); so 5 more at 100/s, 3 more at 50/s on a quiet machine. A loaded machine (CI
+      // runs other test files beside this one) stalls this process's loop, which reads what
+      // arrived during a stall together: that stall, measured over the run (beyond the
+      // monitor's 10 ms resolution), adds to J
       const rows: Array<string> = []
+      const bounds: Array<{ busiest: number; busiest5: number; perSecond: number; allowance: number }> = []
       for (const [model, qpm] of Object.entries(queues)) {
         const times = arrivals.filter((arrival) => arrival.model === model).map((arrival) => arrival.at)
         const perSecond = qpm / 60
         const busiest = busiestWindow(times, 1000)
         const busiest5 = busiestWindow(times, 5000)
+        const allowance = Math.ceil((perSecond * (readJitterMs + serverLagMs)) / 1000)
         rows.push(
           `${model}: ${times.length} requests, busiest 1 s window ${busiest} (limit ${perSecond}), ` +
-            `busiest 5 s window ${busiest5} (limit ${5 * perSecond})`
+            `busiest 5 s window ${busiest5} (limit ${5 * perSecond}), allowance ${allowance}`
         )
-        const allowance = Math.ceil((perSecond * readJitterMs) / 1000)
-        expect(busiest).toBeLessThanOrEqual(perSecond + allowance)
-        expect(busiest5).toBeLessThanOrEqual(5 * perSecond + allowance)
+        bounds.push({ busiest, busiest5, perSecond, allowance })
       }
       const faults = arrivals.filter((arrival) => arrival.fault !== "ok")
       const byKind = new Map<string, number>()
       for (const fault of faults) byKind.set(fault.fault, (byKind.get(fault.fault) ?? 0) + 1)
       console.log([
         `fault injection: ${lines.length} prompts, ${arrivals.length} requests, ${faults.length} faults injected ` +
-        `(${[...byKind].map(([kind, count]) => `${kind} ${count}`).join(", ")}), ids lost 0, wall ${wallSeconds.toFixed(1)} s`,
+        `(${[...byKind].map(([kind, count]) => `${kind} ${count}`).join(", ")}), ids lost 0, wall ${wallSeconds.toFixed(1)} s, ` +
+          `server event loop late by up to ${serverLagMs.toFixed(0)} ms`,
         ...rows
       ].join("\n"))
+      for (const { allowance, busiest, busiest5, perSecond } of bounds) {
+        expect(busiest).toBeLessThanOrEqual(perSecond + allowance)
+        expect(busiest5).toBeLessThanOrEqual(5 * perSecond + allowance)
+      }
     }).pipe(Effect.scoped), 240_000)
 
   /**
@@ -218,6 +233,10 @@ describe("fault injection", () => {
         JSON.stringify({ id: `p-${i}`, api: "openai", model_name: "limited", prompt: `question ${i}` }))
       fs.writeFileSync(path.join(dir, "pushback.jsonl"), lines.join("\n") + "\n")
       const started = performance.now()
+      // the server's own event loop, late by as much as the machine is loaded, reads requests
+      // late and then together: its delay is measured over the run and widens the allowance
+      const serverLoop = monitorEventLoopDelay({ resolution: 10 })
+      serverLoop.enable()
       const cli = yield* Effect.promise(() =>
         spawnCli(prompto, ["run", "-f", "pushback.jsonl", "-d", "data", "-mq", "1200"], {
           cwd: dir,

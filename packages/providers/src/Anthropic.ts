@@ -452,6 +452,9 @@ export const make = (): Provider.Provider => {
       const endpoint = Option.isSome(baseUrl) && !isValidBaseUrl(baseUrl.value)
         ? [{ key: "api", message: invalidBaseUrl(baseUrlVariable, modelName) }]
         : []
+      // the SDK and the transport are loaded here, before the model's first send: an import
+      // during the first sends would hold them while the pacer goes on granting slots
+      yield* Effect.ignore(Effect.zip(loadSdk, UndiciFetch.warmUp, { concurrent: true }))
       return [...configuration, ...endpoint]
     })
   )

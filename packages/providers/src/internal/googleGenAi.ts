@@ -791,7 +791,10 @@ export const makeProvider = (spec: Backend): Provider.Provider => {
   // the variables are read once per model, not for every line and request
   const backend: Backend = {
     ...spec,
-    checkConfig: ModelConfig.perModel(spec.checkConfig),
+    // the SDK is loaded by a model's first check, before its first send (see `openAiChat`)
+    checkConfig: ModelConfig.perModel((modelName) =>
+      Effect.zipLeft(spec.checkConfig(modelName), Effect.ignore(Effect.tryPromise(() => import("@google/genai"))))
+    ),
     client: ModelConfig.perModel(spec.client)
   }
   return {

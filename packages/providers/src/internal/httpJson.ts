@@ -90,7 +90,8 @@ export const endpointProblemsOf = (
   variable: string,
   parse: (endpoint: string) => Option.Option<string>
 ): (modelName: string) => Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
-  ModelConfig.perModel((modelName) => checkEndpoint(variable, modelName, parse))
+  // undici is loaded with the first check, not by the first send (see `UndiciFetch.warmUp`)
+  ModelConfig.perModel((modelName) => Effect.zipLeft(checkEndpoint(variable, modelName, parse), UndiciFetch.warmUp))
 
 /**
  * `requireEndpoint` for a provider, read once per model and configuration (reading `Config` for

@@ -103,6 +103,12 @@ export interface Spec {
   readonly requestModel: (record: PromptRecord.PromptRecord) => string
 }
 
+/** The SDK, imported once: by a model's first check, or by its first query when nothing checked it. */
+const importSdk = () => import("openai")
+
+/** The SDK loaded, for a check to wait on (a failure to load is the query's to report). */
+const loadSdk: Effect.Effect<void> = Effect.ignore(Effect.tryPromise(importSdk))
+
 const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
@@ -481,7 +487,11 @@ export const make = (spec: Spec): Provider.Provider => {
   // reading the variables again for every request cost more than the request itself (a
   // missing model-specific variable is an error object with a stack trace): once per model
   const clientOf = ModelConfig.perModel((modelName) => Effect.flatMap(spec.connect(modelName), clientFor))
-  const configProblemsOf = ModelConfig.perModel(spec.checkConfig)
+  // the SDK and the transport are loaded by a model's first check, before its first send: an
+  // import during the first sends would hold them while the pacer goes on granting slots
+  const configProblemsOf = ModelConfig.perModel((modelName) =>
+    Effect.zipLeft(spec.checkConfig(modelName), Effect.zip(loadSdk, UndiciFetch.warmUp, { concurrent: true }))
+  )
   const clientFor = (connection: Connection): Effect.Effect<OpenAI, ProviderError.PermanentError> =>
     Effect.suspend(() => {
       const key = JSON.stringify(connection.key)
@@ -489,7 +499,7 @@ export const make = (spec: Spec): Provider.Provider => {
       if (cached !== undefined) return Effect.succeed(cached)
       return Effect.tryPromise({
         try: async () => {
-          const sdk = await import("openai")
+          const sdk = await importSdk()
           // another fiber may have made it while the SDK was being imported
           const client = clients.get(key) ?? connection.create(sdk)
           clients.set(key, client)

@@ -12,6 +12,7 @@
  *
  * @since 0.1.0
  */
+import { Effect } from "effect"
 import type { Dispatcher } from "undici"
 
 /**
@@ -46,6 +47,18 @@ export const transport = (): Transport | Promise<Transport> =>
       dispatcher: new Agent({ keepAliveTimeout: 30_000 }).compose(interceptors.redirect({ maxRedirections: 5 }))
     }
   }))
+
+/**
+ * The transport loaded, for a provider's check to wait on: the check of a model's first line
+ * comes before any of its sends, so the import never holds up the first requests while the
+ * pacer goes on granting slots (they would reach the API bunched, faster than the rate).
+ *
+ * @since 0.1.0
+ * @category transport
+ */
+export const warmUp: Effect.Effect<void> = Effect.promise(async () => {
+  await transport()
+})
 
 type Body = string | Uint8Array | null | undefined
 
