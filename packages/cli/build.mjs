@@ -34,8 +34,9 @@ const result = await esbuild.build({
   splitting: true,
   chunkNames: "chunks/[name]-[hash]",
   // tsx loads user scorer modules at run time, and lmdb loads its native binary from its own
-  // folder: both must stay real packages, not copies
-  external: ["tsx", "tsx/*", "lmdb"],
+  // folder: both must stay real packages, not copies. The price table is required when a
+  // price is first asked (see core's Cost.ts), so it stays a package too
+  external: ["tsx", "tsx/*", "lmdb", "@pydantic/genai-prices"],
   // bundled CommonJS dependencies call `require` for Node built-ins
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: "warning",

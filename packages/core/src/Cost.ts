@@ -19,8 +19,9 @@
  * @since 0.1.0
  */
 import { FileSystem } from "@effect/platform"
-import { calcPrice } from "@pydantic/genai-prices"
+import type * as GenaiPrices from "@pydantic/genai-prices"
 import { Effect, Either, ParseResult, Schema } from "effect"
+import { createRequire } from "node:module"
 import * as FileSystemError from "./internal/fileSystemError.js"
 import type { CompletedRecord, Usage } from "./PromptRecord.js"
 
@@ -158,6 +159,14 @@ const userPrice = (price: typeof ModelPrice.Type, tokens: Tokens): number => {
     written * (price.cache_write_mtok ?? price.input_mtok) +
     tokens.output * price.output_mtok) / 1e6
 }
+
+// The table is about 12 MB of a run's memory once loaded, and pricing is synchronous (it runs
+// as each answer is written): it is required on the first price asked of it, so a run of
+// local models or of the `test` API never loads it. (The CLI's bundle leaves the package
+// external, as it does lmdb, and depends on it itself so that this resolves from the bundle.)
+let table: typeof GenaiPrices | undefined
+const calcPrice: typeof GenaiPrices.calcPrice = (...args) =>
+  (table ??= createRequire(import.meta.url)("@pydantic/genai-prices") as typeof GenaiPrices).calcPrice(...args)
 
 // the models the table does not know, per provider: looking a model up scans the provider's
 // models (about 20 µs), and a run asks again for every answer of a model it does not know (a
