@@ -165,7 +165,7 @@ export interface RunOptions<E = never, R = never> {
   readonly strategy?: Strategy.Strategy | undefined
   /**
    * How many times each line without `repeats` of its own is sent (default 1): each a record of
-   * its own with `sample` 0 to N − 1 and the line's id.
+   * its own with `sample` 0 to N - 1 and the line's id.
    */
   readonly repeats?: number | undefined
   /**

@@ -109,7 +109,7 @@ export const PromptRecord = Schema.Struct(
     mode: optionalString,
     safety_filter: optionalString,
     expected_response: Schema.optional(Schema.Unknown),
-    /** Send the line this many times, each a record of its own with `sample` 0 to N − 1. */
+    /** Send the line this many times, each a record of its own with `sample` 0 to N - 1. */
     repeats: Schema.optionalWith(
       Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)).annotations({ message: () => "must be a whole number of at least 1" }),
       { exact: true }

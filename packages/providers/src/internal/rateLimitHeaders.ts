@@ -45,7 +45,8 @@ const count = (text: string | undefined): number | undefined => {
 const unitMs: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ns: 1e-6 }
 
 // "ms" before "m" so that `20ms` is not read as 20 minutes and an "s"
-const durationPart = /(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|μs|ns|h|m|s)/y
+// (micro and mu written as escapes: see the CLI's build.mjs on keeping the bundle ASCII)
+const durationPart = /(\d+(?:\.\d*)?|\.\d+)(ms|us|\u00b5s|\u03bcs|ns|h|m|s)/y
 
 /**
  * Milliseconds in a Go-style duration as OpenAI sends its resets (`1s`, `6m0s`, `20ms`,
