@@ -335,12 +335,17 @@ export const byModel = (stats: RunStats): ReadonlyArray<ModelUsage> =>
 
 const modelLabel = (usage: ModelUsage) => `${usage.api}/${usage.model}`
 
-const dollars = (digits: number) =>
-  new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+// The number formats are made on first use: the first `Intl` object of a process loads ICU's
+// data, about 16 ms that would otherwise come before the first request of every run
+const lazyFormat = (options: Intl.NumberFormatOptions) => {
+  let format: Intl.NumberFormat | undefined
+  return (value: number) => (format ??= new Intl.NumberFormat("en-US", options)).format(value)
+}
+const dollars = (digits: number) => lazyFormat({ minimumFractionDigits: digits, maximumFractionDigits: digits })
 const sixDigits = dollars(6), fourDigits = dollars(4), twoDigits = dollars(2)
 
 // micro-dollars below $1, where runs of small models live; fewer digits once the sum is large
-const usd = (amount: number) => (amount < 1 ? sixDigits : amount < 100 ? fourDigits : twoDigits).format(amount)
+const usd = (amount: number) => (amount < 1 ? sixDigits : amount < 100 ? fourDigits : twoDigits)(amount)
 
 /**
  * A tally's cost as text: USD (6 decimals below $1, 4 below $100, 2 above), `unknown` when
@@ -357,7 +362,7 @@ export const formatCost = (tally: UsageTally): string =>
     ? "unknown"
     : `${usd(tally.cost)} + unknown`
 
-const grouped = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 })
+const grouped = { format: lazyFormat({ maximumFractionDigits: 0 }) }
 
 const sameTally = (a: UsageTally, b: UsageTally) =>
   a.requests === b.requests && a.cacheHits === b.cacheHits && a.inputTokens === b.inputTokens &&
