@@ -14,54 +14,35 @@ const env = (entries: Record<string, string>) =>
 
 const record = (api: string) => ({ id: "1", api, model_name: "m", prompt: "hello", parameters: { max_tokens: 16 } })
 
-/** Whether the transport is loaded: `transport()` then answers at once, not with a promise. */
-const loadedAfterCheck = async (
-  api: string,
-  makeProvider: () => Promise<Provider.Provider>,
-  entries: Record<string, string>
-) => {
-  vi.resetModules()
-  const UndiciFetch = await import("../src/internal/undiciFetch.js")
-  const provider = await makeProvider()
-  const problems = await Effect.runPromise(provider.check(record(api)).pipe(env(entries)))
-  return { problems, loaded: !(UndiciFetch.transport() instanceof Promise) }
-}
+/** Each provider: how to make it from fresh modules, and the variables its check needs. */
+const providers: ReadonlyArray<{
+  readonly api: string
+  readonly make: () => Promise<Provider.Provider>
+  readonly entries: Record<string, string>
+}> = [
+  {
+    api: "quart",
+    make: async () => Effect.runSync((await import("../src/Quart.js")).make),
+    entries: { QUART_API_ENDPOINT: "http://127.0.0.1:1" }
+  },
+  {
+    api: "ollama",
+    make: async () => Effect.runSync((await import("../src/Ollama.js")).make),
+    entries: { OLLAMA_API_ENDPOINT: "http://127.0.0.1:1" }
+  },
+  { api: "openai", make: async () => Effect.runSync((await import("../src/OpenAi.js")).make), entries: { OPENAI_API_KEY: "sk-test" } },
+  { api: "anthropic", make: async () => (await import("../src/Anthropic.js")).make(), entries: { ANTHROPIC_API_KEY: "sk-test" } }
+]
 
 describe("a model's first check loads the transport before any send", () => {
-  it("quart", async () => {
-    const { loaded, problems } = await loadedAfterCheck("quart", async () => {
-      const Quart = await import("../src/Quart.js")
-      return Effect.runSync(Quart.make)
-    }, { QUART_API_ENDPOINT: "http://127.0.0.1:1" })
+  it.each(providers)("$api", async ({ api, entries, make }) => {
+    vi.resetModules()
+    const UndiciFetch = await import("../src/internal/undiciFetch.js")
+    const provider = await make()
+    const problems = await Effect.runPromise(provider.check(record(api)).pipe(env(entries)))
     expect(problems).toEqual([])
-    expect(loaded).toBe(true)
-  })
-
-  it("ollama", async () => {
-    const { loaded, problems } = await loadedAfterCheck("ollama", async () => {
-      const Ollama = await import("../src/Ollama.js")
-      return Effect.runSync(Ollama.make)
-    }, { OLLAMA_API_ENDPOINT: "http://127.0.0.1:1" })
-    expect(problems).toEqual([])
-    expect(loaded).toBe(true)
-  })
-
-  it("openai", async () => {
-    const { loaded, problems } = await loadedAfterCheck("openai", async () => {
-      const OpenAi = await import("../src/OpenAi.js")
-      return Effect.runSync(OpenAi.make)
-    }, { OPENAI_API_KEY: "sk-test" })
-    expect(problems).toEqual([])
-    expect(loaded).toBe(true)
-  })
-
-  it("anthropic", async () => {
-    const { loaded, problems } = await loadedAfterCheck("anthropic", async () => {
-      const Anthropic = await import("../src/Anthropic.js")
-      return Anthropic.make()
-    }, { ANTHROPIC_API_KEY: "sk-test" })
-    expect(problems).toEqual([])
-    expect(loaded).toBe(true)
+    // loaded: `transport()` answers at once, not with a promise
+    expect(UndiciFetch.transport() instanceof Promise).toBe(false)
   })
 
   it("without a check nothing loads it (so the tests above can fail)", async () => {

@@ -52,12 +52,14 @@ export const transport = (): Transport | Promise<Transport> =>
  * The transport loaded, for a provider's check to wait on: the check of a model's first line
  * comes before any of its sends, so the import never holds up the first requests while the
  * pacer goes on granting slots (they would reach the API bunched, faster than the rate).
+ * It never fails.
  *
  * @since 0.1.0
  * @category transport
  */
 export const warmUp: Effect.Effect<void> = Effect.promise(async () => {
-  await transport()
+  // a failure to load is the first send's to report, with its request
+  await Promise.resolve(transport()).catch(() => undefined)
 })
 
 type Body = string | Uint8Array | null | undefined
