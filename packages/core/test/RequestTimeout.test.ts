@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { type Duration, Effect, Either, Fiber, TestClock } from "effect"
+import { Clock, type Duration, Effect, Either, Fiber, TestClock } from "effect"
 import * as RequestTimeout from "../src/internal/requestTimeout.js"
 
 describe("RequestTimeout", () => {
@@ -63,4 +63,96 @@ describe("RequestTimeout", () => {
       const exit = yield* Effect.exit(timeout.within(Effect.die("boom"), () => "late"))
       expect(exit._tag).toBe("Failure")
     }))
+
+  describe("until: on the caller's fiber, the deadline handed to its calls", () => {
+    /** A call that answers when `answer` is run, and records its signal. */
+    const pendingCall = () => {
+      const state: { answer?: (value: string) => void; signal?: AbortSignal } = {}
+      const effect = RequestTimeout.call<string, string>((resume, signal) => {
+        state.signal = signal
+        state.answer = (value) => resume(Effect.succeed(value))
+      })
+      return { state, effect }
+    }
+
+    it.scoped("a call still waiting at the deadline fails with the timeout and its request is aborted", () =>
+      Effect.gen(function*() {
+        const timeout = yield* RequestTimeout.make("5 seconds")
+        const { effect, state } = pendingCall()
+        const caller = yield* Effect.flatMap(Clock.currentTimeMillis, (now) => timeout.until(effect, now, () => "late")).pipe(
+          Effect.either,
+          Effect.fork
+        )
+        yield* TestClock.adjust("4999 millis")
+        expect(caller.unsafePoll()).toBeNull()
+        expect(state.signal?.aborted).toBe(false)
+        yield* TestClock.adjust("1 millis")
+        expect(yield* Fiber.join(caller)).toEqual(Either.left("late"))
+        expect(state.signal?.aborted).toBe(true)
+        // an answer after the deadline is ignored
+        state.answer?.("too late")
+      }))
+
+    it.scoped("a call answered in time gives its answer, and the next request on the fiber has its own deadline", () =>
+      Effect.gen(function*() {
+        const timeout = yield* RequestTimeout.make("5 seconds")
+        const first = pendingCall()
+        const second = pendingCall()
+        const caller = yield* Effect.gen(function*() {
+          const a = yield* timeout.until(first.effect, yield* Clock.currentTimeMillis, () => "first late")
+          yield* Effect.sleep("4 seconds")
+          const b = yield* Effect.either(timeout.until(second.effect, yield* Clock.currentTimeMillis, () => "second late"))
+          return [a, b] as const
+        }).pipe(Effect.fork)
+        yield* TestClock.adjust("3 seconds")
+        first.state.answer?.("first")
+        // the first deadline (5 s) passes while the second request waits: it is not the second's
+        yield* TestClock.adjust("6 seconds")
+        expect(caller.unsafePoll()).toBeNull()
+        expect(second.state.signal?.aborted).toBe(false)
+        yield* TestClock.adjust("3 seconds")
+        expect(yield* Fiber.join(caller)).toEqual(["first", Either.left("second late")])
+      }))
+
+    it.scoped("a call made after the deadline passed fails at once; one made outside any deadline is not timed", () =>
+      Effect.gen(function*() {
+        const timeout = yield* RequestTimeout.make("1 second")
+        const later = pendingCall()
+        const caller = yield* timeout.until(
+          Effect.zipRight(Effect.sleep("2 seconds"), later.effect),
+          yield* Clock.currentTimeMillis,
+          () => "late"
+        ).pipe(Effect.either, Effect.fork)
+        yield* TestClock.adjust("2 seconds")
+        expect(yield* Fiber.join(caller)).toEqual(Either.left("late"))
+        expect(later.state.signal).toBeUndefined()
+        const free = pendingCall()
+        const untimed = yield* Effect.fork(free.effect)
+        yield* TestClock.adjust("1 minute")
+        free.state.answer?.("answered")
+        expect(yield* Fiber.join(untimed)).toBe("answered")
+      }))
+
+    it.scoped("interrupting the caller aborts the call", () =>
+      Effect.gen(function*() {
+        const timeout = yield* RequestTimeout.make("1 minute")
+        const { effect, state } = pendingCall()
+        const caller = yield* timeout.until(effect, 0, () => "late").pipe(Effect.fork)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.interrupt(caller)
+        expect(state.signal?.aborted).toBe(true)
+      }))
+
+    it.effect("callPromise: a rejection is mapped, and a throw before the promise is too", () =>
+      Effect.gen(function*() {
+        expect(yield* RequestTimeout.callPromise(() => Promise.resolve(1), String)).toBe(1)
+        expect(yield* Effect.either(RequestTimeout.callPromise(() => Promise.reject(new Error("refused")), (e) => (e as Error).message)))
+          .toEqual(Either.left("refused"))
+        expect(
+          yield* Effect.either(RequestTimeout.callPromise(() => {
+            throw new Error("bad request")
+          }, (e) => (e as Error).message))
+        ).toEqual(Either.left("bad request"))
+      }))
+  })
 })

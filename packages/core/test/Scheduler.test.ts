@@ -3,6 +3,7 @@ import { Chunk, Clock, Effect, Fiber, Random, Stream, TestClock } from "effect"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type { IdentifiedRecord } from "../src/PromptRecord.js"
+import * as Provider from "../src/Provider.js"
 import type { RateLimitInfo } from "../src/Provider.js"
 import { RateLimitError, TransientError, PermanentError } from "../src/ProviderError.js"
 import * as RequestPath from "../src/RequestPath.js"
@@ -185,6 +186,36 @@ describe("Scheduler", () => {
       expect(times[1]).toBeLessThanOrEqual(5600)
       expect(done[0]!.error?.kind).toBe("timeout")
     }).pipe(Effect.provide(MockProvider.layer(mock)))
+  })
+
+  it.effect("a provider whose waits are calls (timesOut) is timed out by them: each attempt aborted at its deadline", () => {
+    const signals: Array<AbortSignal> = []
+    const started: Array<number> = []
+    const provider: Provider.Provider = {
+      api: "calls",
+      check: () => Effect.succeed([]),
+      timesOut: true,
+      // never answers: only the deadline ends it
+      query: () =>
+        Effect.zipRight(
+          Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => started.push(now))),
+          Provider.call<Provider.ProviderResponse, never>((_, signal) => {
+            signals.push(signal)
+          })
+        )
+    }
+    return Effect.gen(function*() {
+      const done = yield* runAll([{ key: "q", queriesPerMinute: 60, records: Stream.fromIterable(records(1, "calls")) }], {
+        timeout: "5 seconds",
+        maxAttempts: 2
+      })
+      expect(done[0]!.error?.kind).toBe("timeout")
+      expect(done[0]!.error?.message).toContain("no response within 5s")
+      expect(started).toHaveLength(2)
+      expect(started[0]).toBe(0)
+      expect(started[1]).toBeGreaterThanOrEqual(5400)
+      expect(signals.map((signal) => signal.aborted)).toEqual([true, true])
+    }).pipe(Effect.provide(Provider.layer(provider)))
   })
 
   describe("rate limits", () => {

@@ -468,6 +468,8 @@ export const make = (): Provider.Provider => {
         const media = yield* Media.checkExists(inspection.media)
         return [...inspection.problems, ...media, ...(yield* configProblemsOf(record.model_name))]
       }),
+    // every wait on the API is a `Provider.callPromise`: the request timeout ends it on the line's own fiber
+    timesOut: true,
     query: (record) =>
       Effect.gen(function*() {
         const { plan, problems } = inspect(record)
@@ -479,8 +481,8 @@ export const make = (): Provider.Provider => {
         const parameters = record.parameters ?? {}
         // `withResponse()` hands over the `Response` the SDK reads anyway, for its rate-limit headers
         const send = (messages: ReadonlyArray<{ readonly role: string; readonly content: unknown }>, system?: unknown) =>
-          Effect.tryPromise({
-            try: (signal) =>
+          Provider.callPromise(
+            (signal) =>
               client.messages.create(
                 {
                   ...parameters,
@@ -490,8 +492,8 @@ export const make = (): Provider.Provider => {
                 } as MessageCreateParamsNonStreaming,
                 { signal }
               ).withResponse(),
-            catch: (error) => failure(sdk, error, client.baseURL)
-          }).pipe(Effect.flatMap(({ data, response }) => readAnswer(data, response.headers)))
+            (error) => failure(sdk, error, client.baseURL)
+          ).pipe(Effect.flatMap(({ data, response }) => readAnswer(data, response.headers)))
 
         switch (plan._tag) {
           case "Single":

@@ -345,7 +345,8 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
       }
     })
 
-  return { api, check, query }
+  // every wait on the API is a `Provider.call`: the request timeout ends it on the line's own fiber
+  return { api, check, query, timesOut: true }
 })
 
 /**

@@ -639,6 +639,27 @@ describe("OpenAi", () => {
           .toBe(true)
       }).pipe(Effect.scoped))
 
+    it.live("a hang is cut by the run's timeout on the request's own fiber: the SDK's request is aborted and the line written as a timeout", () =>
+      Effect.gen(function*() {
+        const server = yield* OpenAiServer.make()
+        server.enqueue(OpenAiServer.replies.hang)
+        const provider = yield* OpenAi.make
+        // the deadline is handed to the SDK call, not enforced by a fiber of its own
+        expect(provider.timesOut).toBe(true)
+        const dataFolder = tempDataFolder()
+        const file = path.join(path.dirname(dataFolder), "hang.jsonl")
+        fs.writeFileSync(file, JSON.stringify({ id: "h1", api: "openai", model_name: "gpt-4o", prompt: "Hello?" }) + "\n")
+        const result = yield* Experiment.run({ file, dataFolder, maxQueries: 600_000, timeout: "400 millis", maxAttempts: 1 }).pipe(
+          env(server),
+          Effect.provide(Layer.merge(NodeContext.layer, OpenAi.layer))
+        )
+        const [line] = readJsonl(result.files.completed)
+        expect(line).toMatchObject({ id: "h1", error: { kind: "timeout", message: "no response within 400ms" } })
+        expect(server.requests).toHaveLength(1)
+        const closed = yield* server.hangClosed.pipe(Effect.timeout("3 seconds"), Effect.exit)
+        expect(Exit.isSuccess(closed)).toBe(true)
+      }).pipe(Effect.scoped))
+
     it.live("a tool-call answer is written to the completed file with its tool_calls and reasoning", () =>
       Effect.gen(function*() {
         const server = yield* OpenAiServer.make()

@@ -142,15 +142,20 @@ export const dispatch = (
     const estimate = pacer.tokens === undefined ? 0 : TokenBudget.estimate(record)
     let attempts = 0
     let sentAt = 0
-    const query: Effect.Effect<ProviderResponse, ProviderError> = provider === undefined
-      ? new PermanentError({ reason: "unknown_api", message: missingProviderMessage(record.api, registry) })
-      : (queue.timeout === undefined
-        ? Effect.timeoutFail(provider.query(record), { duration: timeout, onTimeout })
-        : queue.timeout.within(provider.query(record), onTimeout)).pipe(
-        Effect.catchAllDefect((defect) =>
-          new PermanentError({ reason: "internal", message: `the ${record.api} provider failed: ${String(defect)}` })
+    // sent at `sentAt`, under the run's timeout: on the line's own fiber when the provider's
+    // waits take the deadline themselves (`Provider.timesOut`), else on a fiber the timeout interrupts
+    const query = (): Effect.Effect<ProviderResponse, ProviderError> =>
+      provider === undefined
+        ? new PermanentError({ reason: "unknown_api", message: missingProviderMessage(record.api, registry) })
+        : (queue.timeout === undefined
+          ? Effect.timeoutFail(provider.query(record), { duration: timeout, onTimeout })
+          : provider.timesOut === true
+          ? queue.timeout.until(provider.query(record), sentAt, onTimeout)
+          : queue.timeout.within(provider.query(record), onTimeout)).pipe(
+          Effect.catchAllDefect((defect) =>
+            new PermanentError({ reason: "internal", message: `the ${record.api} provider failed: ${String(defect)}` })
+          )
         )
-      )
     // after the response: the permit goes back, and the token charge is corrected from the
     // usage the API reported (a failed attempt keeps its estimate)
     const settle = (response: ProviderResponse | undefined): Effect.Effect<void> => {
@@ -184,7 +189,7 @@ export const dispatch = (
       sentAt = yield* Clock.currentTimeMillis
       yield* emit({ _tag: "Sent", queue: queue.key, id: record.id, attempt: attempts, at: sentAt })
       // (a queue without a concurrency cap or token budget has nothing to settle: no finalizer)
-      return yield* pacer.inFlight === undefined && pacer.tokens === undefined ? query : query.pipe(
+      return yield* pacer.inFlight === undefined && pacer.tokens === undefined ? query() : query().pipe(
         Effect.onExit((exit) => settle(exit._tag === "Success" ? exit.value : undefined))
       )
     }).pipe(

@@ -8,9 +8,16 @@
  * until the first deadline, and a request that finishes in time takes itself off the map.
  * The watchdog sleeps on the Effect clock, so `TestClock` controls it.
  *
+ * A request is ended at its deadline in one of two ways:
+ * - `within` runs it on a fiber of its own and interrupts that fiber: it works for any effect;
+ * - `until` runs it on the caller's fiber, for a provider whose every wait on its API is a
+ *   `call` (`Provider.timesOut`): the deadline is handed to that wait, which fails with the
+ *   timeout and aborts the request. A fiber per request was about 28 µs of CPU a request
+ *   (measured on 20,000 requests of the `test` API with no latency), a tenth of a request's cost.
+ *
  * @since 0.1.0
  */
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Runtime, type Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, FiberRef, Runtime, type Scope } from "effect"
 
 /**
  * Runs requests under a deadline.
@@ -25,13 +32,108 @@ export interface RequestTimeout {
    * `onTimeout()` if it has not finished within the duration; it is then interrupted.
    */
   readonly within: <A, E, R, E2>(effect: Effect.Effect<A, E, R>, onTimeout: () => E2) => Effect.Effect<A, E | E2, R>
+  /**
+   * Runs `effect` on the caller's fiber with a deadline `duration` after `startedAt` (the
+   * clock's time, read by the caller as it sends): its `call`s fail with `onTimeout()` once the
+   * deadline has passed, and a `call` waiting then is aborted. Waits that are not `call`s are
+   * not ended (use `within` for those).
+   */
+  readonly until: <A, E, R, E2>(
+    effect: Effect.Effect<A, E, R>,
+    startedAt: number,
+    onTimeout: () => E2
+  ) => Effect.Effect<A, E | E2, R>
 }
+
+/**
+ * A deadline handed to a request's `call`s: each waiting `call` is in `waiting`, and the
+ * watchdog ends them at the deadline.
+ */
+class Deadline {
+  expired = false
+  /** The request finished: a later `call` on the same fiber is not under this deadline. */
+  settled = false
+  waiting: Set<() => void> | undefined = undefined
+  constructor(readonly error: () => unknown) {}
+  expire(): void {
+    this.expired = true
+    const waiting = this.waiting
+    this.waiting = undefined
+    if (waiting !== undefined) for (const end of waiting) end()
+  }
+}
+
+/** The deadline of the request running on this fiber (set by `until`). */
+const currentDeadline: FiberRef.FiberRef<Deadline | undefined> = FiberRef.unsafeMake<Deadline | undefined>(undefined)
 
 interface Pending {
   readonly deadline: number
-  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+  /** The fiber to interrupt (`within`), or the deadline to expire (`until`). */
+  readonly fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  readonly handed: Deadline | undefined
   timedOut: boolean
 }
+
+/**
+ * One wait on an API, as `Effect.async` (without its own `AbortSignal`: `register` is given
+ * one that is aborted when the fiber is interrupted or the request's deadline passes). Under
+ * `RequestTimeout.until` the wait fails with the timeout at the deadline.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const call = <A, E>(
+  register: (resume: (effect: Effect.Effect<A, E>) => void, signal: AbortSignal) => void
+): Effect.Effect<A, E> =>
+  Effect.withFiberRuntime<A, E>((fiber) => {
+    const deadline = fiber.getFiberRef(currentDeadline)
+    if (deadline !== undefined && !deadline.settled && deadline.expired) {
+      return Effect.fail(deadline.error() as E)
+    }
+    return Effect.async<A, E>((resume) => {
+      const controller = new AbortController()
+      let done = false
+      const live = deadline === undefined || deadline.settled ? undefined : deadline
+      const expire = live === undefined ? undefined : () => {
+        finish(Effect.fail(live.error() as E))
+        controller.abort()
+      }
+      const finish = (effect: Effect.Effect<A, E>) => {
+        if (done) return
+        done = true
+        if (expire !== undefined) live?.waiting?.delete(expire)
+        resume(effect)
+      }
+      if (live !== undefined && expire !== undefined) (live.waiting ??= new Set()).add(expire)
+      register(finish, controller.signal)
+      return Effect.sync(() => {
+        done = true
+        if (expire !== undefined) live?.waiting?.delete(expire)
+        controller.abort()
+      })
+    })
+  })
+
+/**
+ * `call` for a promise: `tryPromise` whose signal is also aborted at the request's deadline.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const callPromise = <A, E>(
+  evaluate: (signal: AbortSignal) => PromiseLike<A>,
+  onError: (error: unknown) => E
+): Effect.Effect<A, E> =>
+  call<A, E>((resume, signal) => {
+    let promise: PromiseLike<A>
+    try {
+      promise = evaluate(signal)
+    } catch (error) {
+      resume(Effect.fail(onError(error)))
+      return
+    }
+    promise.then((value) => resume(Effect.succeed(value)), (error) => resume(Effect.fail(onError(error))))
+  })
 
 /**
  * Makes a watchdog for requests of the given duration, living as long as the scope.
@@ -62,9 +164,20 @@ export const make = (duration: Duration.DurationInput): Effect.Effect<RequestTim
         }
         pending.delete(id)
         request.timedOut = true
-        yield* Fiber.interruptFork(request.fiber)
+        if (request.fiber !== undefined) yield* Fiber.interruptFork(request.fiber)
+        request.handed?.expire()
       }
     }).pipe(Effect.forkScoped)
+
+    const watch = (request: Pending): number => {
+      const id = nextId++
+      pending.set(id, request)
+      if (idle !== undefined) {
+        Deferred.unsafeDone(idle, Exit.void)
+        idle = undefined
+      }
+      return id
+    }
 
     const within = <A, E, R, E2>(effect: Effect.Effect<A, E, R>, onTimeout: () => E2): Effect.Effect<A, E | E2, R> =>
       Effect.flatMap(Effect.runtime<R>(), (runtime) =>
@@ -72,13 +185,8 @@ export const make = (duration: Duration.DurationInput): Effect.Effect<RequestTim
           Effect.async<A, E | E2>((resume) => {
             // a root fiber watched by callbacks: a fraction of the cost of fork and await
             const fiber = Runtime.runFork(runtime)(effect)
-            const id = nextId++
-            const request: Pending = { deadline: now + millis, fiber, timedOut: false }
-            pending.set(id, request)
-            if (idle !== undefined) {
-              Deferred.unsafeDone(idle, Exit.void)
-              idle = undefined
-            }
+            const request: Pending = { deadline: now + millis, fiber, handed: undefined, timedOut: false }
+            const id = watch(request)
             fiber.addObserver((exit) => {
               pending.delete(id)
               resume(request.timedOut && Exit.isInterrupted(exit) ? Effect.fail(onTimeout()) : exit)
@@ -89,5 +197,28 @@ export const make = (duration: Duration.DurationInput): Effect.Effect<RequestTim
               return Fiber.interrupt(fiber)
             })
           })))
-    return { duration: Duration.decode(duration), within }
+
+    const until = <A, E, R, E2>(
+      effect: Effect.Effect<A, E, R>,
+      startedAt: number,
+      onTimeout: () => E2
+    ): Effect.Effect<A, E | E2, R> =>
+      Effect.suspend(() => {
+        const handed = new Deadline(onTimeout)
+        const id = watch({ deadline: startedAt + millis, fiber: undefined, handed, timedOut: false })
+        // set, not scoped: the deadline is settled when the request ends, so a later `call` on
+        // this fiber ignores it, and the next request sets its own
+        return Effect.zipRight(
+          FiberRef.set(currentDeadline, handed),
+          Effect.ensuring(
+            effect,
+            Effect.sync(() => {
+              handed.settled = true
+              pending.delete(id)
+            })
+          )
+        )
+      })
+
+    return { duration: Duration.decode(duration), within, until }
   })

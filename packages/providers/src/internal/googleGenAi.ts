@@ -23,7 +23,7 @@ import type {
   Part
 } from "@google/genai"
 import type * as GenAiSdk from "@google/genai"
-import { type PromptRecord, type Provider, ProviderError } from "@prompto/core"
+import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Option } from "effect"
 import * as Media from "../Media.js"
 import * as ModelConfig from "../ModelConfig.js"
@@ -574,7 +574,7 @@ const call = <A>(
   endpoint: string,
   run: (signal: AbortSignal) => Promise<A>
 ): Effect.Effect<A, ProviderError.ProviderError> =>
-  Effect.tryPromise({ try: run, catch: (error) => classify(error, backend, endpoint) })
+  Provider.callPromise(run, (error) => classify(error, backend, endpoint))
 
 // ---------------------------------------------------------------------------
 // requests
@@ -800,6 +800,8 @@ export const makeProvider = (spec: Backend): Provider.Provider => {
   return {
     api: backend.api,
     check: (record) => check(backend, record),
+    // every wait on the API is a `Provider.callPromise`: the request timeout ends it on the line's own fiber
+    timesOut: true,
     query: (record) => query(backend, record)
   }
 }

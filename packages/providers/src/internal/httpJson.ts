@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { type Provider, ProviderError } from "@prompto/core"
+import { Provider, ProviderError } from "@prompto/core"
 import { Effect, Either, Option, Schema } from "effect"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
@@ -168,7 +168,7 @@ const requestHeaders = { "content-type": "application/json", accept: "applicatio
  * network error code.
  */
 const send = (api: string, url: string, body: string): Effect.Effect<Answer, ProviderError.TransientError> =>
-  Effect.async<Answer, ProviderError.TransientError>((resume, signal) => {
+  Provider.call<Answer, ProviderError.TransientError>((resume, signal) => {
     const failed = (error: unknown) => resume(Effect.fail(ProviderFailure.fromConnection(error, api, url)))
     const start = ({ dispatcher, request }: UndiciFetch.Transport) =>
       request(url, { method: "POST", headers: requestHeaders, body, signal, dispatcher }).then(

@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { type PromptRecord, type Provider, ProviderError } from "@prompto/core"
+import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
 import { Effect, Option, Redacted } from "effect"
 import type OpenAI from "openai"
 import type * as OpenAiSdk from "openai"
@@ -434,7 +434,7 @@ const send = (
   url: string,
   request: (signal: AbortSignal) => Promise<Sent>
 ): Effect.Effect<Answer, ProviderError.ProviderError> =>
-  Effect.tryPromise({ try: request, catch: (error) => ProviderFailure.fromUnknown(error, api, url) }).pipe(
+  Provider.callPromise(request, (error) => ProviderFailure.fromUnknown(error, api, url)).pipe(
     Effect.flatMap(({ data, response }) => {
       const answer = parseAnswer(mode, data)
       return answer === undefined
@@ -532,6 +532,8 @@ export const make = (spec: Spec): Provider.Provider => {
         const config = yield* configProblemsOf(record.model_name)
         return [...shape.problems, ...media, ...config]
       }),
+    // every wait on the API is a `Provider.callPromise`: the request timeout ends it on the line's own fiber
+    timesOut: true,
     query: (record) =>
       Effect.gen(function*() {
         const shape = shapeProblems(spec, record)
