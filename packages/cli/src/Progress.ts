@@ -18,6 +18,8 @@ import { Effect } from "effect"
  */
 export interface Progress {
   readonly onEvent: (event: Experiment.RunEvent) => Effect.Effect<void>
+  /** `onEvent`, done at once (a run's subscriber: no Effect step per event). */
+  readonly record: (event: Experiment.RunEvent) => void
   /** Stops the display (also on failure or interruption). */
   readonly stop: Effect.Effect<void>
 }
@@ -170,20 +172,17 @@ export const make = (options: ProgressOptions): Progress => {
       bar.setTotal(queue.total)
       bar.update(done(queue), { key: queue.key })
     }
-    return {
-      onEvent: (event) =>
-        Effect.sync(() => {
-          if (event._tag === "Started") {
-            stats = event.stats
-            keyWidth = Math.max(0, ...[...event.stats.queues.keys()].map((key) => key.length))
-            for (const queue of event.stats.queues.values()) update(queue)
-          } else if (event._tag !== "Finished" && stats !== undefined && "queue" in event) {
-            const queue = stats.queues.get(event.queue)
-            if (queue !== undefined) update(queue)
-          }
-        }),
-      stop: Effect.sync(() => multibar.stop())
+    const record = (event: Experiment.RunEvent): void => {
+      if (event._tag === "Started") {
+        stats = event.stats
+        keyWidth = Math.max(0, ...[...event.stats.queues.keys()].map((key) => key.length))
+        for (const queue of event.stats.queues.values()) update(queue)
+      } else if (event._tag !== "Finished" && stats !== undefined && "queue" in event) {
+        const queue = stats.queues.get(event.queue)
+        if (queue !== undefined) update(queue)
+      }
     }
+    return { record, onEvent: (event) => Effect.sync(() => record(event)), stop: Effect.sync(() => multibar.stop()) }
   }
   const every = (options.everySeconds ?? 5) * 1000
   let last = 0
@@ -195,21 +194,18 @@ export const make = (options: ProgressOptions): Progress => {
     last = at
     write(plainLine(stats, invalid, at - stats.startedAt))
   }
-  return {
-    onEvent: (event) =>
-      Effect.sync(() => {
-        if (event._tag === "Started") {
-          stats = event.stats
-          invalid = event.report?.invalidRecords ?? 0
-          last = now()
-        } else if (event._tag === "Checked") {
-          invalid = event.report.invalidRecords
-        } else if (event._tag === "Finished") {
-          line(true)
-        } else if (event._tag === "Completed") {
-          line(false)
-        }
-      }),
-    stop: Effect.void
+  const record = (event: Experiment.RunEvent): void => {
+    if (event._tag === "Started") {
+      stats = event.stats
+      invalid = event.report?.invalidRecords ?? 0
+      last = now()
+    } else if (event._tag === "Checked") {
+      invalid = event.report.invalidRecords
+    } else if (event._tag === "Finished") {
+      line(true)
+    } else if (event._tag === "Completed") {
+      line(false)
+    }
   }
+  return { record, onEvent: (event) => Effect.sync(() => record(event)), stop: Effect.void }
 }

@@ -138,8 +138,11 @@ export interface RunOptions<E = never, R = never> {
    * for a later run (prompto's `--only-rephrase`); nothing of the main experiment is sent.
    */
   readonly inputStageOnly?: boolean | undefined
-  /** Observer of run events (progress displays). */
-  readonly onEvent?: ((event: RunEvent) => Effect.Effect<void>) | undefined
+  /**
+   * Observer of run events (progress displays), on the fiber that publishes them: it handles an
+   * event at once (returning nothing) or returns the effect that does.
+   */
+  readonly onEvent?: ((event: RunEvent) => Effect.Effect<void> | void) | undefined
   /**
    * Completes when a graceful stop is asked for (the CLI's first Ctrl-C): nothing more is sent,
    * requests in flight get `grace` to answer, what arrived is written, and the rest is left for
@@ -612,15 +615,13 @@ const openRun = (options: RunOptions<any, any>, prepared: Prepared, placed: Plac
 const openEvents = (options: RunOptions<any, any>, log: Output.RunLog, stats: RunSummary.RunStats) =>
   Effect.gen(function*() {
     const events = yield* RunEvents.make<RunEvent>()
-    yield* events.subscribe((event) =>
-      Effect.sync(() => {
-        if (event._tag !== "Started" && event._tag !== "Finished" && event._tag !== "Checked") RunSummary.record(stats, event)
-      })
-    )
     yield* events.subscribe((event) => {
-      if (event._tag === "Started" || event._tag === "Finished" || event._tag === "Checked") return Effect.void
+      if (event._tag !== "Started" && event._tag !== "Finished" && event._tag !== "Checked") RunSummary.record(stats, event)
+    })
+    yield* events.subscribe((event) => {
+      if (event._tag === "Started" || event._tag === "Finished" || event._tag === "Checked") return
       const message = RunSummary.logMessage(event)
-      return message === undefined ? Effect.void : Effect.ignore(log.write(message))
+      return message === undefined ? undefined : Effect.ignore(log.write(message))
     })
     if (options.onEvent !== undefined) yield* events.subscribe(options.onEvent)
     return events

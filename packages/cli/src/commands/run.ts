@@ -453,8 +453,10 @@ export const command = Command.make("run", options, (flags) =>
             )
             : event._tag === "Started"
             ? Console.error(`prompto run: sending the prompts of ${source} while the rest of the file is checked`)
-            : Effect.void
-          return Effect.zipRight(announce, progress.onEvent(event))
+            : undefined
+          if (announce !== undefined) return Effect.zipRight(announce, Effect.sync(() => progress.record(event)))
+          // the other events (two a request) only move the display: at once, without an Effect step
+          progress.record(event)
         }
       }
       return yield* Option.isSome(flags.resume)

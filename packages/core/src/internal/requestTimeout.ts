@@ -206,17 +206,26 @@ export const make = (duration: Duration.DurationInput): Effect.Effect<RequestTim
       Effect.suspend(() => {
         const handed = new Deadline(onTimeout)
         const id = watch({ deadline: startedAt + millis, fiber: undefined, handed, timedOut: false })
+        const settle = () => {
+          handed.settled = true
+          pending.delete(id)
+        }
         // set, not scoped: the deadline is settled when the request ends, so a later `call` on
-        // this fiber ignores it, and the next request sets its own
+        // this fiber ignores it, and the next request sets its own. (Not `Effect.ensuring`, whose
+        // mask was a third of this function's steps: an interrupted request, whose handlers are
+        // skipped, stays watched until its deadline, where expiring it finds no call waiting.)
         return Effect.zipRight(
           FiberRef.set(currentDeadline, handed),
-          Effect.ensuring(
-            effect,
-            Effect.sync(() => {
-              handed.settled = true
-              pending.delete(id)
-            })
-          )
+          Effect.matchCauseEffect(effect, {
+            onFailure: (cause) => {
+              settle()
+              return Effect.failCause(cause)
+            },
+            onSuccess: (value) => {
+              settle()
+              return Effect.succeed(value)
+            }
+          })
         )
       })
 
