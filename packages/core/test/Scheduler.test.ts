@@ -318,12 +318,12 @@ describe("Scheduler", () => {
           { key: "q", queriesPerMinute: 6000, records: Stream.fromIterable(records(3)) }
         ], { adaptiveRate: false })
         const paused = events.flatMap((e) => e._tag === "Paused" ? [[e.id, e.at, e.until, e.level]] : [])
-        // a retry goes ahead of prompts not yet sent: id 0 at 0 (level 1: 0.5 s), its retry at
-        // 0.5 s (level 2: 1 s), its second retry succeeds at 1.5 s, so id 1's 429 at 1.51 s is
-        // level 1 again
-        expect(paused).toEqual([["0", 0, 500, 1], ["0", 500, 1500, 2], ["1", 1510, 2010, 1]])
+        // id 0 at 0 (level 1: 0.5 s); id 1, already waiting for the next slot when the 429 came,
+        // keeps it and is sent at 0.5 s (level 2: 1 s); id 0's retry goes ahead of the prompts
+        // not yet sent and succeeds at 1.5 s, so id 1's retry, refused at 1.51 s, is level 1 again
+        expect(paused).toEqual([["0", 0, 500, 1], ["1", 500, 1500, 2], ["1", 1510, 2010, 1]])
         expect(mock.calls.map((c) => [c.id, c.at])).toEqual(
-          [["0", 0], ["0", 500], ["0", 1500], ["1", 1510], ["1", 2010], ["2", 2020]]
+          [["0", 0], ["1", 500], ["0", 1500], ["1", 1510], ["1", 2010], ["2", 2020]]
         )
 
         const cappedRun = yield* runWithEvents([

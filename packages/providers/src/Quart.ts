@@ -102,33 +102,36 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
       return problems
     })
 
-  const query = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError> =>
-    Effect.gen(function*() {
-      if (EmptyPrompt.is(record.prompt)) return yield* EmptyPrompt.error()
-      const problem = promptProblem(record.prompt)
-      if (problem !== undefined) {
-        return yield* new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${problem}` })
-      }
-      const url = yield* endpointOf(record.model_name)
-      const reply = yield* HttpJson.post({
-        api,
-        url,
-        body: { text: record.prompt, model: record.model_name, options: record.parameters ?? {} },
-        schema: Reply,
-        onStatus: (status, message, headers) => ProviderFailure.fromStatus(status, `${api}: ${message}`, headers),
-        // an older server answers a wrong model with `{"error": ...}` and status 200: permanent
-        onErrorBody: (error, body, status) =>
-          "response" in body ? undefined : new ProviderError.PermanentError({
-            reason: /not found/i.test(error) ? "not_found" : "bad_request",
-            message: `${api}: ${error}`,
-            status
-          })
-      })
-      return {
-        response: reply.response[0].generated_text,
-        fields: reply.model === undefined ? {} : { model: reply.model }
-      }
-    })
+  // once a request: plain `flatMap`s rather than an `Effect.gen` (its steps were a tenth of
+  // the provider's own cost)
+  const query = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError> => {
+    if (EmptyPrompt.is(record.prompt)) return EmptyPrompt.error()
+    const problem = promptProblem(record.prompt)
+    if (problem !== undefined) {
+      return Effect.fail(new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${problem}` }))
+    }
+    return Effect.flatMap(endpointOf(record.model_name), (url) =>
+      Effect.map(
+        HttpJson.post({
+          api,
+          url,
+          body: { text: record.prompt, model: record.model_name, options: record.parameters ?? {} },
+          schema: Reply,
+          onStatus: (status, message, headers) => ProviderFailure.fromStatus(status, `${api}: ${message}`, headers),
+          // an older server answers a wrong model with `{"error": ...}` and status 200: permanent
+          onErrorBody: (error, body, status) =>
+            "response" in body ? undefined : new ProviderError.PermanentError({
+              reason: /not found/i.test(error) ? "not_found" : "bad_request",
+              message: `${api}: ${error}`,
+              status
+            })
+        }),
+        (reply): Provider.ProviderResponse => ({
+          response: reply.response[0].generated_text,
+          fields: reply.model === undefined ? {} : { model: reply.model }
+        })
+      ))
+  }
 
   // every wait on the API is a `Provider.call`: the request timeout ends it on the line's own fiber
   return { api, check, query, timesOut: true }

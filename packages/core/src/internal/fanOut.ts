@@ -81,7 +81,25 @@ export const fanOut = <A, B, E, R, R2>(
       fibers.add(fiber)
       fiber.addObserver(() => fibers.delete(fiber))
     }
-    const permits = yield* Effect.makeSemaphore(Math.max(1, Math.floor(backlog)))
+    // the backlog's free places: a count and a waiter rather than a semaphore, so a record that
+    // finds a place (nearly all) takes it without an Effect step
+    let free = Math.max(1, Math.floor(backlog))
+    let placeFreed: Deferred.Deferred<void> | undefined
+    const release = (n: number): void => {
+      free += n
+      if (placeFreed !== undefined) {
+        Deferred.unsafeDone(placeFreed, Exit.void)
+        placeFreed = undefined
+      }
+    }
+    const waitForPlace: Effect.Effect<void> = Effect.suspend(() => {
+      if (free > 0) {
+        free--
+        return Effect.void
+      }
+      placeFreed ??= Deferred.unsafeMake<void>(FiberId.none)
+      return Effect.zipRight(Deferred.await(placeFreed), waitForPlace)
+    })
     // answers not yet read: when the reader (the writer of the completed file, the stages) falls
     // behind, the feeds wait for it instead of filling the whole backlog with answers
     let unread = 0
@@ -100,20 +118,20 @@ export const fanOut = <A, B, E, R, R2>(
     const sent = (completed: B | undefined): Effect.Effect<void> =>
       Effect.suspend(() => {
         sending--
-        if (completed === undefined) return Effect.zipRight(permits.release(1), maybeEnd)
+        if (completed === undefined) {
+          release(1)
+          return maybeEnd
+        }
         unread++
         return Effect.zipRight(Queue.offer(out, completed), maybeEnd)
       })
     // one record of a feed: wait for the reader and the backlog, admit, send on a fiber of its
     // own; false stops the feed
-    const step = (admit: Feed<A, B, E, R, R2>["admit"], send: Feed<A, B, E, R, R2>["send"]) => (record: A) =>
-      Effect.gen(function*() {
-        yield* waitForReader
-        yield* permits.take(1)
-        const decision = yield* admit(record)
+    const step = (admit: Feed<A, B, E, R, R2>["admit"], send: Feed<A, B, E, R, R2>["send"]) => {
+      const decide = (record: A) => (decision: "send" | "skip" | "stop"): Effect.Effect<boolean> => {
         if (decision !== "send") {
-          yield* permits.release(1)
-          return decision === "skip"
+          release(1)
+          return Effect.succeed(decision === "skip")
         }
         sending++
         start(send(record).pipe(
@@ -127,10 +145,21 @@ export const fanOut = <A, B, E, R, R2>(
         // other fibers but not the network's callbacks)
         if (++sinceYield >= yieldEvery) {
           sinceYield = 0
-          yield* yieldToEventLoop
+          return Effect.as(yieldToEventLoop, true)
         }
-        return true
-      })
+        return Effect.succeed(true)
+      }
+      // a hot loop (once a record): plain `flatMap`s, and the waits only when there is something
+      // to wait for (an `Effect.gen` here cost about 10 Effect steps a record)
+      return (record: A): Effect.Effect<boolean> =>
+        Effect.suspend(() => {
+          if (unread < maxUnread && free > 0) {
+            free--
+            return Effect.flatMap(admit(record), decide(record))
+          }
+          return Effect.zipRight(waitForReader, Effect.zipRight(waitForPlace, Effect.flatMap(admit(record), decide(record))))
+        })
+    }
     // one pull a chunk and a plain loop over its records: `Stream.mapEffect` and `takeWhile`
     // cost a channel read per record, about 13 Effect steps, more than the rest of the feed's
     // work (and `Stream.runForEachWhile` keeps every element it has seen in effect 3.22)
@@ -192,7 +221,7 @@ export const fanOut = <A, B, E, R, R2>(
           Deferred.unsafeDone(readerCaughtUp, Exit.void)
           readerCaughtUp = undefined
         }
-        yield* permits.release(records.length)
+        release(records.length)
       }
       if (records.length === 0 && ended) return yield* Effect.fail(Option.none())
       return Chunk.unsafeFromArray(records)
