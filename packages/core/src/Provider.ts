@@ -8,7 +8,7 @@
 import { Context, Effect, FiberRef, Layer, type Scope } from "effect"
 import type { IdentifiedRecord, PromptRecord, Usage } from "./PromptRecord.js"
 import * as RequestTimeout from "./internal/requestTimeout.js"
-import type { ProviderError } from "./ProviderError.js"
+import type { ProviderError, RequestTimeoutError } from "./ProviderError.js"
 
 /**
  * What the API said about its rate limits with an answer (headers), normalized. Each count is
@@ -81,7 +81,7 @@ export interface Provider {
   /** Sends one record and returns the response. Interruption must abort the request. */
   readonly query: (record: IdentifiedRecord) => Effect.Effect<ProviderResponse, ProviderError>
   /**
-   * True when every wait of `query` on its API is a `call` or `callPromise`: the run's request
+   * True when every wait of `query` on its API is a `call`, `callPromise` or `sleep`: the run's request
    * timeout is then handed to those waits, and `query` runs on the request's own fiber.
    * Otherwise (the default) `query` runs on a fiber of its own that the timeout interrupts,
    * which works for any effect and costs about 28 µs of CPU a request.
@@ -100,6 +100,16 @@ export interface Provider {
 export const call: <A, E>(
   register: (resume: (effect: Effect.Effect<A, E>) => void, signal: AbortSignal) => void
 ) => Effect.Effect<A, E> = RequestTimeout.call
+
+/**
+ * A simulated wait on an API (the `test` API's latency), on the Effect clock so `TestClock`
+ * controls it: under the run's request timeout it ends at the deadline and fails with the
+ * timeout, so a provider whose only other waits are `call`s may set `timesOut`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const sleep: (millis: number) => Effect.Effect<void, RequestTimeoutError> = RequestTimeout.sleep
 
 /**
  * `call` for a promise (an SDK's request): `Effect.tryPromise` whose signal is also aborted when

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, type Duration, Effect, Either, Fiber, TestClock } from "effect"
+import { Clock, Duration, Effect, Either, Fiber, TestClock } from "effect"
 import * as RequestTimeout from "../src/internal/requestTimeout.js"
 
 describe("RequestTimeout", () => {
@@ -141,6 +141,31 @@ describe("RequestTimeout", () => {
         yield* TestClock.adjust("1 second")
         yield* Fiber.interrupt(caller)
         expect(state.signal?.aborted).toBe(true)
+      }))
+
+    it.scoped("sleep: a simulated wait ends at the deadline with the timeout; one within it, or outside any deadline, is a plain sleep", () =>
+      Effect.gen(function*() {
+        const timeout = yield* RequestTimeout.make("5 seconds")
+        // two turns of 3 s: the first is in time, the second is cut at 5 s
+        const turns = yield* timeout.until(
+          Effect.zipRight(RequestTimeout.sleep(3000), RequestTimeout.sleep(3000)),
+          yield* Clock.currentTimeMillis,
+          () => "late"
+        ).pipe(Effect.either, Effect.timed, Effect.fork)
+        yield* TestClock.adjust("1 minute")
+        const [took, outcome] = yield* Fiber.join(turns)
+        expect(outcome).toEqual(Either.left("late"))
+        expect(Duration.toMillis(took)).toBe(5000)
+        // an answer due at the deadline itself is in time
+        const exact = yield* timeout.until(RequestTimeout.sleep(5000), yield* Clock.currentTimeMillis, () => "late").pipe(
+          Effect.either,
+          Effect.fork
+        )
+        yield* TestClock.adjust("1 minute")
+        expect(yield* Fiber.join(exact)).toEqual(Either.right(undefined))
+        const free = yield* Effect.fork(Effect.timed(RequestTimeout.sleep(60_000)))
+        yield* TestClock.adjust("1 minute")
+        expect(Duration.toMillis((yield* Fiber.join(free))[0])).toBe(60_000)
       }))
 
     it.effect("callPromise: a rejection is mapped, and a throw before the promise is too", () =>

@@ -254,8 +254,13 @@ export const check = (record: PromptRecord.PromptRecord): ReadonlyArray<Provider
   return problems
 }
 
-/** A turn's latency: no timer at all for 0 ms (a timer fires a millisecond late at best). */
-const wait = (latencyMs: number): Effect.Effect<void> => (latencyMs > 0 ? Effect.sleep(latencyMs) : Effect.void)
+/**
+ * A turn's latency: no timer at all for 0 ms (a timer fires a millisecond late at best). It
+ * ends at the request's deadline with the timeout (`Provider.sleep`), so the run's timeout
+ * needs no fiber of its own for this provider (`timesOut`).
+ */
+const wait = (latencyMs: number): Effect.Effect<void, ProviderError.RequestTimeoutError> =>
+  latencyMs > 0 ? Provider.sleep(latencyMs) : Effect.void
 
 /**
  * Makes a test API provider. Each instance counts attempts per record id on its own, so
@@ -271,6 +276,7 @@ export const make = (): Provider.Provider => {
   return {
     api,
     check: (record) => Effect.sync(() => check(record)),
+    timesOut: true,
     query: (record) =>
       Effect.gen(function*() {
         if (EmptyPrompt.is(record.prompt)) return yield* EmptyPrompt.error()

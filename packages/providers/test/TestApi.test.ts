@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { type PromptRecord, Provider, ProviderError, RetryPolicy } from "@prompto/core"
-import { Effect, Either, Fiber, Option, TestClock } from "effect"
+import { type PromptRecord, Provider, ProviderError, RetryPolicy, Scheduler } from "@prompto/core"
+import { Duration, Effect, Either, Fiber, Option, Stream, TestClock } from "effect"
 import * as Providers from "../src/index.js"
 import { TestApi } from "../src/index.js"
 
@@ -107,6 +107,24 @@ describe("TestApi", () => {
         yield* TestClock.adjust("1 millis")
         expect(Option.isSome(yield* Fiber.poll(fiber))).toBe(true)
       }))
+
+    it.effect("a latency past the run's timeout is cut at the deadline on the request's own fiber (timesOut)", () =>
+      Effect.gen(function*() {
+        const provider = TestApi.make()
+        expect(provider.timesOut).toBe(true)
+        const fiber = yield* Scheduler.run([{
+          key: "q",
+          queriesPerMinute: 60,
+          records: Stream.make(record("slow", { latency_ms: 10_000 }, "slow"), record("quick", { latency_ms: 500 }, "quick"))
+        }], { maxAttempts: 1, timeout: "2 seconds" }).pipe(Stream.runCollect, Effect.timed, Effect.fork)
+        yield* TestClock.adjust("1 minute")
+        const [took, done] = yield* Fiber.join(fiber)
+        const byId = new Map([...done].map((completed) => [completed.id, completed]))
+        expect(byId.get("slow")?.error).toMatchObject({ kind: "timeout", message: "no response within 2s" })
+        expect(byId.get("quick")?.response).toContain("quick")
+        // the slow line ends at its deadline (2 s), not at its latency (10 s)
+        expect(Duration.toMillis(took)).toBe(2000)
+      }).pipe(Effect.provide(Provider.layer(TestApi.make()))))
 
     it.effect("waits once per turn of a multi-turn prompt", () =>
       Effect.gen(function*() {
