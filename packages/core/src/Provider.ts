@@ -81,7 +81,7 @@ export interface Provider {
   /** Sends one record and returns the response. Interruption must abort the request. */
   readonly query: (record: IdentifiedRecord) => Effect.Effect<ProviderResponse, ProviderError>
   /**
-   * True when every wait of `query` on its API is a `call`, `callPromise` or `sleep`: the run's request
+   * True when every wait of `query` on its API is a `call`, `callCancellable`, `callPromise` or `sleep`: the run's request
    * timeout is then handed to those waits, and `query` runs on the request's own fiber.
    * Otherwise (the default) `query` runs on a fiber of its own that the timeout interrupts,
    * which works for any effect and costs about 28 µs of CPU a request.
@@ -100,6 +100,17 @@ export interface Provider {
 export const call: <A, E>(
   register: (resume: (effect: Effect.Effect<A, E>) => void, signal: AbortSignal) => void
 ) => Effect.Effect<A, E> = RequestTimeout.call
+
+/**
+ * `call` for a transport that cancels without an `AbortSignal`: `register` starts the wait and
+ * returns how to cancel it (called when the request is interrupted or its timeout passes).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const callCancellable: <A, E>(
+  register: (resume: (effect: Effect.Effect<A, E>) => void) => () => void
+) => Effect.Effect<A, E> = RequestTimeout.callCancellable
 
 /**
  * A simulated wait on an API (the `test` API's latency), on the Effect clock so `TestClock`

@@ -76,6 +76,48 @@ interface Pending {
 }
 
 /**
+ * One wait on an API, as `Effect.async`: `register` starts it and returns how to cancel it,
+ * which is called when the fiber is interrupted or the request's deadline passes (then the
+ * wait's own result is ignored). Under `RequestTimeout.until` the wait fails with the timeout
+ * at the deadline. For a transport that cancels without an `AbortSignal` (one costs a few µs
+ * a request); `call` gives one.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const callCancellable = <A, E>(
+  register: (resume: (effect: Effect.Effect<A, E>) => void) => () => void
+): Effect.Effect<A, E> =>
+  Effect.withFiberRuntime<A, E>((fiber) => {
+    const deadline = fiber.getFiberRef(currentDeadline)
+    if (deadline !== undefined && !deadline.settled && deadline.expired) {
+      return Effect.fail(deadline.error() as E)
+    }
+    return Effect.async<A, E>((resume) => {
+      let done = false
+      let cancel: (() => void) | undefined
+      const live = deadline === undefined || deadline.settled ? undefined : deadline
+      const expire = live === undefined ? undefined : () => {
+        finish(Effect.fail(live.error() as E))
+        cancel?.()
+      }
+      const finish = (effect: Effect.Effect<A, E>) => {
+        if (done) return
+        done = true
+        if (expire !== undefined) live?.waiting?.delete(expire)
+        resume(effect)
+      }
+      if (live !== undefined && expire !== undefined) (live.waiting ??= new Set()).add(expire)
+      cancel = register(finish)
+      return Effect.sync(() => {
+        done = true
+        if (expire !== undefined) live?.waiting?.delete(expire)
+        cancel?.()
+      })
+    })
+  })
+
+/**
  * One wait on an API, as `Effect.async` (without its own `AbortSignal`: `register` is given
  * one that is aborted when the fiber is interrupted or the request's deadline passes). Under
  * `RequestTimeout.until` the wait fails with the timeout at the deadline.
@@ -86,33 +128,10 @@ interface Pending {
 export const call = <A, E>(
   register: (resume: (effect: Effect.Effect<A, E>) => void, signal: AbortSignal) => void
 ): Effect.Effect<A, E> =>
-  Effect.withFiberRuntime<A, E>((fiber) => {
-    const deadline = fiber.getFiberRef(currentDeadline)
-    if (deadline !== undefined && !deadline.settled && deadline.expired) {
-      return Effect.fail(deadline.error() as E)
-    }
-    return Effect.async<A, E>((resume) => {
-      const controller = new AbortController()
-      let done = false
-      const live = deadline === undefined || deadline.settled ? undefined : deadline
-      const expire = live === undefined ? undefined : () => {
-        finish(Effect.fail(live.error() as E))
-        controller.abort()
-      }
-      const finish = (effect: Effect.Effect<A, E>) => {
-        if (done) return
-        done = true
-        if (expire !== undefined) live?.waiting?.delete(expire)
-        resume(effect)
-      }
-      if (live !== undefined && expire !== undefined) (live.waiting ??= new Set()).add(expire)
-      register(finish, controller.signal)
-      return Effect.sync(() => {
-        done = true
-        if (expire !== undefined) live?.waiting?.delete(expire)
-        controller.abort()
-      })
-    })
+  callCancellable<A, E>((resume) => {
+    const controller = new AbortController()
+    register(resume, controller.signal)
+    return () => controller.abort()
   })
 
 /**

@@ -5,7 +5,7 @@
  * with the URL and the network error code, and malformed bodies are transient; error statuses
  * and error bodies are classified by the provider).
  *
- * The `POST` is one undici call wrapped once in `Effect.async`: `@effect/platform`'s
+ * The `POST` is one undici `dispatch` wrapped once in `Effect.async`: `@effect/platform`'s
  * `HttpClient` (a request object, a span, a scope and a response stream per request) cost
  * about 450 µs of CPU a request against about 130 µs for the same call made this way, most of
  * the providers' own cost at a few thousand requests a second.
@@ -163,25 +163,27 @@ interface Answer {
 const requestHeaders = { "content-type": "application/json", accept: "application/json" }
 
 /**
- * Sends the body and reads the whole answer: one undici call, aborted when the fiber is
- * interrupted. No answer at all (a refused or broken connection) is named with the URL and the
- * network error code.
+ * Sends the body and reads the whole answer: one undici `dispatch` (`UndiciFetch.exchange`),
+ * cancelled when the fiber is interrupted or the request's deadline passes. No answer at all (a
+ * refused or broken connection) is named with the URL and the network error code.
  */
 const send = (api: string, url: string, body: string): Effect.Effect<Answer, ProviderError.TransientError> =>
-  Provider.call<Answer, ProviderError.TransientError>((resume, signal) => {
+  Provider.callCancellable<Answer, ProviderError.TransientError>((resume) => {
     const failed = (error: unknown) => resume(Effect.fail(ProviderFailure.fromConnection(error, api, url)))
-    const start = ({ dispatcher, request }: UndiciFetch.Transport) =>
-      request(url, { method: "POST", headers: requestHeaders, body, signal, dispatcher }).then(
-        (answer) =>
-          answer.body.text().then(
-            (text) => resume(Effect.succeed({ status: answer.statusCode, headers: answer.headers, text })),
-            failed
-          ),
-        failed
-      )
+    const answered = (answer: UndiciFetch.Answer) =>
+      resume(Effect.succeed({ status: answer.status, headers: answer.headers, text: answer.body.toString("utf8") }))
+    const request: UndiciFetch.Exchange = { url, method: "POST", headers: requestHeaders, body }
     const transport = UndiciFetch.transport()
-    if (transport instanceof Promise) transport.then(start, failed)
-    else start(transport)
+    if (!(transport instanceof Promise)) return UndiciFetch.exchange(transport, request, answered, failed)
+    let cancel: (() => void) | undefined
+    let cancelled = false
+    transport.then((loaded) => {
+      if (!cancelled) cancel = UndiciFetch.exchange(loaded, request, answered, failed)
+    }, failed)
+    return () => {
+      cancelled = true
+      cancel?.()
+    }
   })
 
 /** The reply of a whole answer: an error status or error body classified, a 2xx body decoded. */

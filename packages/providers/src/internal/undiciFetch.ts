@@ -24,7 +24,10 @@ import type { Dispatcher } from "undici"
  */
 export interface Transport {
   readonly request: typeof import("undici").request
+  /** The pool that follows redirects, for `request`. */
   readonly dispatcher: Dispatcher
+  /** The same pool without the redirect interceptor, for `exchange`. */
+  readonly pool: Dispatcher
 }
 
 let loaded: Transport | undefined
@@ -42,10 +45,8 @@ export const transport = (): Transport | Promise<Transport> =>
   loaded ?? (loading ??= import("undici").then((module) => {
     // undici is CommonJS: the CLI's bundle sees it as a default export only
     const { Agent, interceptors, request } = ("default" in module ? module.default : module) as typeof import("undici")
-    return loaded = {
-      request,
-      dispatcher: new Agent({ keepAliveTimeout: 30_000 }).compose(interceptors.redirect({ maxRedirections: 5 }))
-    }
+    const pool = new Agent({ keepAliveTimeout: 30_000 })
+    return loaded = { request, pool, dispatcher: pool.compose(interceptors.redirect({ maxRedirections: 5 })) }
   }))
 
 /**
@@ -61,6 +62,117 @@ export const warmUp: Effect.Effect<void> = Effect.promise(async () => {
   // a failure to load is the first send's to report, with its request
   await Promise.resolve(transport()).catch(() => undefined)
 })
+
+/**
+ * An answer read whole: its status, headers and body.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Answer {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | Array<string> | undefined>>
+  readonly body: Buffer
+}
+
+/**
+ * One request to send with `exchange`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Exchange {
+  readonly url: string
+  readonly method: Dispatcher.HttpMethod
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string | Uint8Array | null
+}
+
+/** The origin and path of each URL asked (an API's few endpoints), parsed once. */
+const targets = new Map<string, { readonly origin: string; readonly path: string }>()
+
+const targetOf = (url: string): { readonly origin: string; readonly path: string } => {
+  let target = targets.get(url)
+  if (target === undefined) {
+    const parsed = new URL(url)
+    target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` }
+    if (targets.size >= 1_000) targets.clear()
+    targets.set(url, target)
+  }
+  return target
+}
+
+const redirects = new Set([301, 302, 303, 307, 308])
+
+/**
+ * Sends a request and reads its whole answer through undici's `dispatch`, calling back with
+ * the answer or the error; the returned function aborts it (then neither is called).
+ *
+ * This is the least an HTTP request costs in Node. `request` (and so `fetch`) adds an
+ * `AbortSignal`, a request handler and a `Readable` for each answer's body, and the
+ * redirect interceptor a handler of its own: about 45 and 20 µs of CPU a request of about 125
+ * measured side by side (a bare client, 20,000 requests, 2026-12-06). A redirect (rare for an
+ * API) is sent again through `request` and the redirecting pool, which follows it as `fetch` would.
+ *
+ * @since 0.1.0
+ * @category transport
+ */
+export const exchange = (
+  transport: Transport,
+  request: Exchange,
+  onAnswer: (answer: Answer) => void,
+  onError: (error: unknown) => void
+): () => void => {
+  let aborted = false
+  let controller: Dispatcher.DispatchController | undefined
+  let status = 0
+  let headers: Answer["headers"] = {}
+  const chunks: Array<Buffer> = []
+  const { origin, path } = targetOf(request.url)
+  transport.pool.dispatch({ origin, path, method: request.method, headers: request.headers, body: request.body }, {
+    onRequestStart(started) {
+      controller = started
+      if (aborted) started.abort(new Error("aborted"))
+    },
+    onResponseStart(_, statusCode, responseHeaders) {
+      status = statusCode
+      headers = responseHeaders
+    },
+    onResponseData(_, chunk) {
+      chunks.push(chunk)
+    },
+    onResponseEnd() {
+      if (aborted) return
+      if (redirects.has(status) && typeof headers.location === "string") {
+        followRedirect(transport, request).then(onAnswer, onError)
+        return
+      }
+      onAnswer({ status, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) })
+    },
+    onResponseError(_, error) {
+      if (!aborted) onError(error)
+    }
+  })
+  return () => {
+    if (aborted) return
+    aborted = true
+    controller?.abort(new Error("aborted"))
+  }
+}
+
+const followRedirect = async (transport: Transport, request: Exchange): Promise<Answer> => {
+  const answer = await transport.request(request.url, {
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    dispatcher: transport.dispatcher
+  })
+  return {
+    status: answer.statusCode,
+    headers: answer.headers,
+    body: Buffer.from(await answer.body.arrayBuffer())
+  }
+}
 
 type Body = string | Uint8Array | null | undefined
 
@@ -83,15 +195,31 @@ const bodiless = new Set([101, 103, 204, 205, 304])
  * @category transport
  */
 export const fetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
-  if (input instanceof Request || !plainBody(init.body)) return globalThis.fetch(input, init)
+  const body = init.body
+  if (input instanceof Request || !plainBody(body)) return globalThis.fetch(input, init)
   const method = (init.method ?? "GET").toUpperCase()
-  const { dispatcher, request } = await transport()
-  const answer = await request(input, {
-    method: method as Dispatcher.HttpMethod,
-    headers: plainHeaders(init.headers),
-    body: init.body ?? null,
-    signal: init.signal ?? null,
-    dispatcher
+  const loadedTransport = await transport()
+  const signal = init.signal ?? undefined
+  const answer = await new Promise<Answer>((resolve, reject) => {
+    if (signal?.aborted === true) return reject(abortReason(signal))
+    const onAbort = () => {
+      abort()
+      reject(abortReason(signal!))
+    }
+    const settled = () => signal?.removeEventListener("abort", onAbort)
+    const abort = exchange(
+      loadedTransport,
+      { url: String(input), method: method as Dispatcher.HttpMethod, headers: plainHeaders(init.headers), body: body ?? null },
+      (answer) => {
+        settled()
+        resolve(answer)
+      },
+      (error) => {
+        settled()
+        reject(error)
+      }
+    )
+    signal?.addEventListener("abort", onAbort, { once: true })
   })
   const headers = new Headers()
   for (const [name, value] of Object.entries(answer.headers)) {
@@ -99,9 +227,12 @@ export const fetch = async (input: string | URL | Request, init: RequestInit = {
     if (Array.isArray(value)) for (const each of value) headers.append(name, each)
     else headers.set(name, value)
   }
-  const body = await answer.body.arrayBuffer()
-  return new Response(bodiless.has(answer.statusCode) || method === "HEAD" ? null : body, {
-    status: answer.statusCode,
+  return new Response(bodiless.has(answer.status) || method === "HEAD" ? null : answer.body, {
+    status: answer.status,
     headers
   })
 }
+
+/** What `fetch` rejects with when its signal is aborted: the signal's reason, as `fetch` does. */
+const abortReason = (signal: AbortSignal): unknown =>
+  signal.reason ?? new DOMException("This operation was aborted", "AbortError")
