@@ -413,7 +413,7 @@ export const decode = (file: string, entry: RawEntry): Decoded => {
   if (record.id === undefined) {
     return {
       _tag: "Valid",
-      record: { ...record, id: assignedId(entry.line) },
+      record: Object.assign({}, record, { id: assignedId(entry.line) }),
       warnings: [{ file, line: entry.line, key: "id", message: `no id; assigned "${assignedId(entry.line)}"` }]
     }
   }

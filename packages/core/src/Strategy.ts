@@ -208,7 +208,7 @@ export const generate = (
     const path = yield* RequestPath.RequestPath
     // a repeated line's samples each run the strategy: the sample keeps their requests apart
     const id = record.sample === undefined ? String(record.id) : `${String(record.id)}/${record.sample}`
-    const completed = yield* path.send({ record: { ...record, id: `${id}#${stepName}` }, step: stepName })
+    const completed = yield* path.send({ record: Object.assign({}, record, { id: `${id}#${stepName}` }), step: stepName })
     if (RequestPath.isAbandoned(completed)) return yield* new StepAbandoned({ step: stepName })
     log?.steps.push({ order, record: completed, step: stepName })
     if (completed.error !== undefined) return yield* new StepFailed({ step: stepName, record: completed })

@@ -443,7 +443,8 @@ const send = (
             message: `${api}: malformed response: expected a ${mode === "chat" ? "chat completion" : "completion"} with "choices"`
           })
         )
-        : Effect.succeed({ ...answer, rateLimit: RateLimitHeaders.parse(response.headers, Date.now()) })
+        // (assigned, not spread: a spread copy given a new property takes a hidden class of its own)
+        : Effect.succeed(Object.assign(answer, { rateLimit: RateLimitHeaders.parse(response.headers, Date.now()) }))
     })
   )
 
