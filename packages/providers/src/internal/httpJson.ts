@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { Provider, ProviderError } from "@prompto/core"
-import { Effect, Either, Option, Schema } from "effect"
+import { Effect, Either, Option, type ParseResult, Schema } from "effect"
 import * as ModelConfig from "../ModelConfig.js"
 import * as ProviderFailure from "../ProviderFailure.js"
 import * as UndiciFetch from "./undiciFetch.js"
@@ -186,6 +186,18 @@ const send = (api: string, url: string, body: string): Effect.Effect<Answer, Pro
     }
   })
 
+/** Each reply schema's decoder, made once (a decoder is a closure over the schema's parser). */
+const decoders = new WeakMap<Schema.Schema.Any, (input: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+
+const decoderOf = <A, I>(schema: Schema.Schema<A, I>): (input: unknown) => Either.Either<A, ParseResult.ParseError> => {
+  let decode = decoders.get(schema)
+  if (decode === undefined) {
+    decode = Schema.decodeUnknownEither(schema)
+    decoders.set(schema, decode)
+  }
+  return decode as (input: unknown) => Either.Either<A, ParseResult.ParseError>
+}
+
 /** The reply of a whole answer: an error status or error body classified, a 2xx body decoded. */
 const reply = <A, I>(options: Post<A, I>, answer: Answer): Either.Either<A, ProviderError.ProviderError> => {
   const { api } = options
@@ -201,7 +213,7 @@ const reply = <A, I>(options: Post<A, I>, answer: Answer): Either.Either<A, Prov
     const error = options.onErrorBody(parsed.error, parsed, status)
     if (error !== undefined) return Either.left(error)
   }
-  return Either.mapLeft(Schema.decodeUnknownEither(options.schema)(parsed), (error) => malformed(api, error.message))
+  return Either.mapLeft(decoderOf(options.schema)(parsed), (error) => malformed(api, error.message))
 }
 
 /**
