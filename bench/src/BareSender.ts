@@ -3,19 +3,22 @@
  * of prompto (no Effect, no file, no records, no retries): plain Promises over
  *
  * - `sdk`: the `openai` SDK (`maxRetries: 0`) with the `fetch` prompto gives it (undici's
- *   `request`, `packages/providers/src/internal/undiciFetch.ts`), so the SDK and the transport
- *   are prompto's own and only prompto's work differs;
+ *   `dispatch` behind the `fetch` signature, `packages/providers/src/internal/undiciFetch.ts`),
+ *   so the SDK and the transport are prompto's own and only prompto's work differs;
  * - `sdk-node-fetch`: the same SDK on Node's own `fetch`, as a script gets it out of the box;
- * - `undici-chat`: undici's `request` alone, a chat completion to `OPENAI_BASE_URL`;
- * - `undici-generate`: undici's `request` alone, quart's `POST {QUART_API_ENDPOINT}/generate`
- *   with the body prompto's `quart` API sends.
+ * - `undici-chat`: undici's `dispatch` alone (`UndiciFetch.exchange`: the answer gathered in
+ *   the handler, no stream, no signal), a chat completion to `OPENAI_BASE_URL`;
+ * - `undici-generate`: the same, quart's `POST {QUART_API_ENDPOINT}/generate` with the body
+ *   prompto's `quart` API sends. `dispatch` is the least a request costs in Node, and the
+ *   transport prompto's plain-HTTP providers use; undici's `request` adds about 45 µs of CPU a
+ *   request (a signal, a handler, a `Readable` for the body).
  *
  * Every answer is read whole and its JSON parsed (any client does as much), and anything but
  * a 200 rejects.
  */
 import OpenAI from "openai"
-import { Agent, type Dispatcher, request } from "undici"
-import { fetch as promptoFetch } from "../../packages/providers/src/internal/undiciFetch.js"
+import * as undici from "undici"
+import * as UndiciFetch from "../../packages/providers/src/internal/undiciFetch.js"
 
 /** A way to send a request. */
 export type Transport = "sdk" | "sdk-node-fetch" | "undici-chat" | "undici-generate"
@@ -35,29 +38,17 @@ export interface UndiciOptions {
 const openAiBaseUrl = (): string => process.env.OPENAI_BASE_URL ?? "http://127.0.0.1/v1"
 
 /**
- * prompto's `fetch` (undici's `request` behind the `fetch` signature, the answer read whole),
- * over a pool of its own whose connections can be capped: prompto's own pool has no cap, and
- * twenty thousand requests started at once would open as many connections.
+ * prompto's transport over a pool of its own whose connections can be capped: prompto's own
+ * pool has no cap, and twenty thousand requests started at once would open as many connections.
  */
-const cappedFetch = (options: UndiciOptions): typeof globalThis.fetch => {
-  if (options.connections === undefined) return promptoFetch as typeof globalThis.fetch
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: options.connections })
-  return (async (input: string | URL, init: RequestInit = {}) => {
-    const answer = await request(input, {
-      method: (init.method ?? "GET").toUpperCase() as Dispatcher.HttpMethod,
-      headers: Object.fromEntries(new Headers(init.headers)),
-      body: init.body as string | null | undefined ?? null,
-      signal: init.signal ?? null,
-      dispatcher
+const transportOf = (options: UndiciOptions): UndiciFetch.Transport =>
+  UndiciFetch.transportOver(
+    undici,
+    new undici.Agent({
+      keepAliveTimeout: 30_000,
+      ...(options.connections === undefined ? {} : { connections: options.connections })
     })
-    const headers = new Headers()
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (typeof value === "string") headers.set(name, value)
-      else if (Array.isArray(value)) for (const each of value) headers.append(name, each)
-    }
-    return new Response(await answer.body.arrayBuffer(), { status: answer.statusCode, headers })
-  }) as typeof globalThis.fetch
-}
+  )
 
 const sdkSend = (model: string, fetch: typeof globalThis.fetch | undefined): Send => {
   const client = new OpenAI({
@@ -71,29 +62,28 @@ const sdkSend = (model: string, fetch: typeof globalThis.fetch | undefined): Sen
   }
 }
 
+const jsonHeaders = { "content-type": "application/json" }
+
 const undiciSend = (url: string, body: (index: number) => string, options: UndiciOptions): Send => {
-  const dispatcher: Dispatcher = new Agent({
-    keepAliveTimeout: 30_000,
-    ...(options.connections === undefined ? {} : { connections: options.connections })
-  })
-  return async (index) => {
-    const answer = await request(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: body(index),
-      dispatcher
+  const transport = transportOf(options)
+  return (index) =>
+    new Promise<void>((resolve, reject) => {
+      UndiciFetch.exchange(transport, { url, method: "POST", headers: jsonHeaders, body: body(index) }, (answer) => {
+        const text = answer.body.toString("utf8")
+        if (answer.status !== 200) return reject(new Error(`status ${answer.status}: ${text.slice(0, 200)}`))
+        JSON.parse(text)
+        resolve()
+      }, reject)
     })
-    const text = await answer.body.text()
-    if (answer.statusCode !== 200) throw new Error(`status ${answer.statusCode}: ${text.slice(0, 200)}`)
-    JSON.parse(text)
-  }
 }
 
 /** A sender for `model` over `transport`, its endpoint taken from the environment. */
 export const make = (transport: Transport, model: string, options: UndiciOptions = {}): Send => {
   switch (transport) {
-    case "sdk":
-      return sdkSend(model, cappedFetch(options))
+    case "sdk": {
+      const transport = transportOf(options)
+      return sdkSend(model, UndiciFetch.fetchOver(() => transport) as typeof globalThis.fetch)
+    }
     case "sdk-node-fetch":
       return sdkSend(model, undefined)
     case "undici-chat":

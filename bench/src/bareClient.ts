@@ -1,6 +1,6 @@
 /**
  * The bare clients of scenario 3, run as their own process: `n` requests over one transport of
- * `BareSender` (the `openai` SDK with prompto's `fetch` or Node's, or undici's `request`
+ * `BareSender` (the `openai` SDK with prompto's `fetch` or Node's, or undici's `dispatch`
  * alone), with a plain `Promise.all`: no pacing, no file, no records. By default every request
  * is started at once; `--batch k` sends sequential batches of `k` instead (the naive client of
  * earlier benches). Prints `{"n", "elapsedMs", "failed"}` as JSON on stdout, timed from the

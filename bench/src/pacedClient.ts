@@ -2,7 +2,7 @@
  * The references for scenario 1: a bare client, with none of prompto (no Effect, no file, no
  * records), that sends `n` requests on a clock grid of `intervalMs` over one transport of
  * `BareSender`: the `openai` SDK with the `fetch` prompto gives it (`sdk`, the default), or
- * undici's `request` alone (`undici-chat`, the machine's limit). Every interval a timer sends
+ * undici's `dispatch` alone (`undici-chat`, the machine's limit). Every interval a timer sends
  * all the slots that are due, so missed slots are made up at once (in a burst). It shows what
  * this machine's event loop allows: how close to the grid any sender in one Node process can
  * stay, with prompto's SDK and transport, and with the least a request can cost.

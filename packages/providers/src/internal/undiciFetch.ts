@@ -1,10 +1,12 @@
 /**
- * The `fetch` the provider SDKs are given: undici's `request` (the HTTP client under Node's own
- * `fetch`) behind the `fetch` signature, on one keep-alive connection pool for the process.
+ * The transport of every HTTP request prompto sends: undici's `dispatch` (the HTTP client under
+ * Node's own `fetch`, at its lowest level) on one keep-alive connection pool for the process,
+ * called directly by the plain-HTTP providers (`exchange`) and behind the `fetch` signature for
+ * the provider SDKs.
  *
  * Node's `fetch` costs about 370 µs of CPU a request (request and response streams, header
- * lists, body cloning), more than everything else prompto does for a request; through
- * `request` the same SDK call costs about 160 µs, so a run sends about twice as many requests
+ * lists, body cloning), more than everything else prompto does for a request; through undici's
+ * `request` the same SDK call cost about 160 µs (and less through `dispatch`), so a run sends about twice as many requests
  * a second from one core. The SDKs only ever send a whole body and read a whole answer here
  * (no streaming), so the answer is read whole and handed over as a standard `Response`.
  * Anything this does not cover (a `Request` object, a streamed or form body) goes to the
@@ -44,10 +46,21 @@ let loading: Promise<Transport> | undefined
 export const transport = (): Transport | Promise<Transport> =>
   loaded ?? (loading ??= import("undici").then((module) => {
     // undici is CommonJS: the CLI's bundle sees it as a default export only
-    const { Agent, interceptors, request } = ("default" in module ? module.default : module) as typeof import("undici")
-    const pool = new Agent({ keepAliveTimeout: 30_000 })
-    return loaded = { request, pool, dispatcher: pool.compose(interceptors.redirect({ maxRedirections: 5 })) }
+    const undici = ("default" in module ? module.default : module) as typeof import("undici")
+    return loaded = transportOver(undici, new undici.Agent({ keepAliveTimeout: 30_000 }))
   }))
+
+/**
+ * A transport over a pool of the caller's (the bench's bare clients cap their connections).
+ *
+ * @since 0.1.0
+ * @category transport
+ */
+export const transportOver = (undici: typeof import("undici"), pool: Dispatcher): Transport => ({
+  request: undici.request,
+  pool,
+  dispatcher: pool.compose(undici.interceptors.redirect({ maxRedirections: 5 }))
+})
 
 /**
  * The transport loaded, for a provider's check to wait on: the check of a model's first line
@@ -189,16 +202,18 @@ const plainHeaders = (headers: RequestInit["headers"]): Record<string, string> =
 const bodiless = new Set([101, 103, 204, 205, 304])
 
 /**
- * `fetch` over undici's `request`, for the SDK clients (`new OpenAI({ fetch })`).
+ * `fetch` over a transport's `exchange`, for the SDK clients: what `fetch` does not need to
+ * cover here (a `Request` object, a streamed or form body) goes to the global `fetch`.
  *
  * @since 0.1.0
  * @category transport
  */
-export const fetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+export const fetchOver = (source: () => Transport | Promise<Transport>) =>
+async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
   const body = init.body
   if (input instanceof Request || !plainBody(body)) return globalThis.fetch(input, init)
   const method = (init.method ?? "GET").toUpperCase()
-  const loadedTransport = await transport()
+  const loadedTransport = await source()
   const signal = init.signal ?? undefined
   const answer = await new Promise<Answer>((resolve, reject) => {
     if (signal?.aborted === true) return reject(abortReason(signal))
@@ -232,6 +247,15 @@ export const fetch = async (input: string | URL | Request, init: RequestInit = {
     headers
   })
 }
+
+/**
+ * `fetch` over undici's `dispatch` on the process's one pool, for the SDK clients
+ * (`new OpenAI({ fetch })`).
+ *
+ * @since 0.1.0
+ * @category transport
+ */
+export const fetch: (input: string | URL | Request, init?: RequestInit) => Promise<Response> = fetchOver(transport)
 
 /** What `fetch` rejects with when its signal is aborted: the signal's reason, as `fetch` does. */
 const abortReason = (signal: AbortSignal): unknown =>
