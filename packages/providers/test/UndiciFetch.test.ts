@@ -81,4 +81,34 @@ describe("undiciFetch", () => {
     const response = await UndiciFetch.fetch(new Request(`${base}/echo`, { method: "PUT", body: "y" }))
     expect(await response.json()).toEqual({ method: "PUT", body: "y" })
   })
+
+  it("exchange: the whole answer, a redirect followed, a cancel that ends the request, a bad URL as an error", async () => {
+    const transport = await UndiciFetch.transport()
+    const send = (url: string, body: string | null = "z") => {
+      let cancel = () => {}
+      const answer = new Promise<UndiciFetch.Answer>((resolve, reject) => {
+        cancel = UndiciFetch.exchange(transport, { url, method: "POST", headers: { "x-a": "1" }, body }, resolve, reject)
+      })
+      return { answer, cancel: () => cancel() }
+    }
+    const echoed = await send(`${base}/echo`).answer
+    expect(echoed.status).toBe(201)
+    expect(echoed.headers["x-id"]).toBe("42")
+    expect(JSON.parse(echoed.body.toString("utf8"))).toEqual({ method: "POST", body: "z" })
+    expect(seen.at(-1)!.headers["x-a"]).toBe("1")
+    const moved = await send(`${base}/moved`).answer
+    expect(moved.status).toBe(201)
+    expect(seen.at(-1)!.url).toBe("/echo")
+    // cancelled: neither callback runs, and the server sees the connection close
+    const closed = new Promise<void>((resolve) => server.once("request", (request) => request.socket.once("close", () => resolve())))
+    const hung = send(`${base}/hang`)
+    let settled = false
+    hung.answer.then(() => (settled = true), () => (settled = true))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    hung.cancel()
+    await closed
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(settled).toBe(false)
+    await expect(send("not a url").answer).rejects.toBeInstanceOf(TypeError)
+  })
 })

@@ -6,8 +6,8 @@
  *
  * Node's `fetch` costs about 370 µs of CPU a request (request and response streams, header
  * lists, body cloning), more than everything else prompto does for a request; through undici's
- * `request` the same SDK call cost about 160 µs (and less through `dispatch`), so a run sends about twice as many requests
- * a second from one core. The SDKs only ever send a whole body and read a whole answer here
+ * `request` the same SDK call cost about 160 µs, and less through `dispatch`, so a run sends
+ * about twice as many requests a second from one core. The SDKs only ever send a whole body and read a whole answer here
  * (no streaming), so the answer is read whole and handed over as a standard `Response`.
  * Anything this does not cover (a `Request` object, a streamed or form body) goes to the
  * global `fetch` unchanged.
@@ -141,7 +141,15 @@ export const exchange = (
   let status = 0
   let headers: Answer["headers"] = {}
   const chunks: Array<Buffer> = []
-  const { origin, path } = targetOf(request.url)
+  let target: { readonly origin: string; readonly path: string }
+  try {
+    target = targetOf(request.url)
+  } catch (error) {
+    // not a URL: reported as undici reports what it refuses, through the error callback
+    onError(error)
+    return () => {}
+  }
+  const { origin, path } = target
   transport.pool.dispatch({ origin, path, method: request.method, headers: request.headers, body: request.body }, {
     onRequestStart(started) {
       controller = started
