@@ -71,8 +71,13 @@ const undiciSend = (url: string, body: (index: number) => string, options: Undic
       UndiciFetch.exchange(transport, { url, method: "POST", headers: jsonHeaders, body: body(index) }, (answer) => {
         const text = answer.body.toString("utf8")
         if (answer.status !== 200) return reject(new Error(`status ${answer.status}: ${text.slice(0, 200)}`))
-        JSON.parse(text)
-        resolve()
+        // a body that is not JSON rejects this request here, not inside undici's handler
+        try {
+          JSON.parse(text)
+          resolve()
+        } catch (error) {
+          reject(error)
+        }
       }, reject)
     })
 }
