@@ -712,6 +712,7 @@ const openRequestPath = (run: Running) =>
       maxAttempts: prepared.maxAttempts,
       timeout: prepared.timeout,
       onEvent: run.events.publish,
+      onEventNow: run.events.publishNow,
       stopping: run.stop.stopping,
       stopped: run.stop.requested,
       price: Cost.pricer(run.options.prices),
@@ -808,7 +809,7 @@ const sendLines = (
         : Effect.succeed(plan.checked() - plan.alreadyDone())
     )
     const graceOver = Effect.ignore(log.write(`Grace period over: requests still in flight are abandoned`))
-    const lineOptions = { stopping: stop.stopping }
+    const lineOptions = { stopping: stop.stopping, direct: program.direct }
     // the completed lines, through the stages, each appended as it comes
     const complete = (lines: Stream.Stream<CompletedRecord, any, any>) =>
       Effect.gen(function*() {
@@ -872,7 +873,12 @@ const sendLines = (
       )
     )
     if (!inputOnly) {
-      yield* complete(Lines.runLines([{ feed: undefined, records: withServices(staged) }], (line, _, ticket) => program(line, undefined, ticket), lineOptions))
+      yield* complete(Lines.runLines([{ feed: undefined, records: withServices(staged) }], (line, _, ticket) => program(line, undefined, ticket), {
+        ...lineOptions,
+        direct: program.direct === undefined
+          ? undefined
+          : (line, _, ticket, job) => program.direct?.(line, undefined, ticket, job)
+      }))
       const invalidWritten = options.skipInvalid === true ? (yield* plan.complete).invalidRecords : 0
       return { written, expected: invalidWritten + stagedRecords, preparedFile: undefined } satisfies Sent
     }

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, FiberRef, Layer, type Scope } from "effect"
+import { Context, Effect, Either, FiberRef, Layer, type Scope } from "effect"
 import type { IdentifiedRecord, PromptRecord, Usage } from "./PromptRecord.js"
 import * as RequestTimeout from "./internal/requestTimeout.js"
 import type { ProviderError, RequestTimeoutError } from "./ProviderError.js"
@@ -87,7 +87,66 @@ export interface Provider {
    * which works for any effect and costs about 28 µs of CPU a request.
    */
   readonly timesOut?: boolean | undefined
+  /**
+   * The request as a plain `Call`, for the run's hot path: everything `query` does before its
+   * wait on the API (reading the endpoint or client, encoding the body) as an effect, and the
+   * wait itself and the reading of the answer as a call with callbacks, which the request path
+   * runs without a fiber of its own (see `RequestPath`). `undefined` for a record it cannot send
+   * that way (then `query` sends it). `query` must do the same; `queryOf` makes it of `prepare`.
+   */
+  readonly prepare?: ((record: IdentifiedRecord) => Effect.Effect<Call | undefined, ProviderError>) | undefined
 }
+
+/**
+ * What one request to an API ended with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcome<A = ProviderResponse> = Either.Either<A, ProviderError>
+
+/**
+ * One request to an API as a plain call: starts it, calls `done` once with its outcome (never
+ * after a cancel; perhaps before it has returned), and returns how to cancel it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Call<A = ProviderResponse> = (done: (outcome: Outcome<A>) => void) => () => void
+
+/**
+ * A call whose answer is `f` of the given call's.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const mapCall = <A, B>(call: Call<A>, f: (a: A) => B): Call<B> => (done) =>
+  call((outcome) => done(Either.map(outcome, f)))
+
+/**
+ * A call as an effect (`callCancellable`): cancelled when the fiber is interrupted or the
+ * request's deadline passes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const runCall = <A>(call: Call<A>): Effect.Effect<A, ProviderError> =>
+  RequestTimeout.callCancellable<A, ProviderError>((resume) => call(resume))
+
+/**
+ * `query` of a provider's `prepare`: the prepared call as an effect, or `otherwise` for a record
+ * that `prepare` does not make a call of.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const queryOf = (
+  prepare: (record: IdentifiedRecord) => Effect.Effect<Call | undefined, ProviderError>,
+  otherwise: (record: IdentifiedRecord) => Effect.Effect<ProviderResponse, ProviderError> = () =>
+    Effect.dieMessage("prepare gave no call")
+) =>
+(record: IdentifiedRecord): Effect.Effect<ProviderResponse, ProviderError> =>
+  Effect.flatMap(prepare(record), (call) => (call === undefined ? otherwise(record) : runCall(call)))
 
 /**
  * One wait on an API, as `Effect.async`: `register` gets a callback to resume with and an

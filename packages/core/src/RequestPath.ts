@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Either, FiberRef, Layer, type Scope } from "effect"
+import { Cause, Clock, Context, Effect, Either, type Fiber, FiberRef, Layer, Runtime, type Scope } from "effect"
 import * as Dispatch from "./internal/dispatch.js"
 import * as RequestTimeout from "./internal/requestTimeout.js"
 import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
@@ -114,6 +114,20 @@ export interface SendGate<T = unknown> {
 }
 
 /**
+ * A request sent by `sendNow` (internal: the line runner's), told how it ends.
+ *
+ * @internal
+ */
+export interface SendJob<A = CompletedRecord> {
+  /** The completed record (once; never after the job was cancelled). */
+  readonly done: (completed: A) => void
+  /** The path failed (a subscriber threw): the run fails with it. */
+  readonly defect: (cause: Cause.Cause<never>) => void
+  /** How to cancel the request in flight from now on (the run ends before it is answered). */
+  readonly track: (cancel: () => void) => void
+}
+
+/**
  * The service.
  *
  * @since 0.1.0
@@ -123,6 +137,16 @@ export interface RequestPathService {
   readonly send: Send
   /** True once the run is stopping: new requests are given up without being sent. */
   readonly stopping: () => boolean
+  /**
+   * `send` for the line runner's hot path (internal), without a fiber per request: waits on the
+   * caller's fiber for the request's slot, then sends it as its provider's prepared `Call` and
+   * ends `job` from the call's callbacks. A request that takes another way (a retry, a provider
+   * without `prepare`) is sent by `send` on a fiber of its own. `undefined` when the path has
+   * middleware or a gate, whose work is effects: use `send`.
+   *
+   * @internal
+   */
+  readonly sendNow?: ((request: Request, job: SendJob) => Effect.Effect<void> | undefined) | undefined
 }
 
 /**
@@ -249,8 +273,72 @@ export const make = (
       })
     const context: MiddlewareContext = { emit, route: (request) => request.route ?? options.route(request.record) }
     const send = (options.middleware ?? []).reduceRight<Send>((next, middleware) => middleware(next, context), paced)
-    return { send, stopping }
+    // the hot path: no middleware or gate (whose work is effects), and events that can be
+    // published at once
+    const direct = (options.middleware ?? []).length === 0 && options.gate === undefined &&
+      (options.onEvent === undefined || options.onEventNow !== undefined)
+    if (!direct) return { send, stopping }
+    const publishNow = options.onEventNow
+    const sendNow = (request: Request, job: SendJob): Effect.Effect<void> | undefined => {
+      // a plain line of a queue known from the start (a strategy's steps take `send`)
+      if (request.planned !== true || request.step !== undefined) return undefined
+      const { record } = request
+      const prepare = registry.get(record.api)?.prepare
+      if (prepare === undefined) return undefined
+      const target = request.route ?? options.route(record)
+      const pacer = pacerFor.made(target.key)
+      // a queue with a cap on requests in flight or a token budget settles them with effects
+      if (pacer === undefined || pacer.inFlight !== undefined || pacer.tokens !== undefined) return undefined
+      const queue = { key: target.key, pacer, timeout }
+      return Effect.withFiberRuntime<void>((fiber) => {
+        // the request on a fiber of its own, under the caller's services and settings
+        const fork = (effect: Effect.Effect<CompletedRecord>): void => {
+          const forked = Runtime.runFork(runtimeOf(fiber))(effect)
+          job.track(() => forked.unsafeInterruptAsFork(fiber.id()))
+          forked.addObserver((exit) => {
+            if (exit._tag === "Success") job.done(exit.value)
+            else if (!Cause.isInterruptedOnly(exit.cause)) job.defect(exit.cause as Cause.Cause<never>)
+          })
+        }
+        if (fiber.getFiberRef(eventTap) !== undefined) return Effect.sync(() => fork(paced(request)))
+        const emitNow = publishNow === undefined ? undefined : (event: SchedulerEvent): void => {
+          const rest = publishNow(event)
+          if (rest !== undefined) Runtime.runFork(runtimeOf(fiber))(rest)
+        }
+        const sendCall = (call: Provider.Call): Effect.Effect<void> => {
+          const ticket = request.ticket
+          const first = ticket !== undefined && ticket.state === 0
+          if (first) ticket.state = 1
+          return Effect.map(ticket === undefined || ticket.state === 2 ? pacer.takeUrgent : pacer.take, () => {
+            if (first) ticket.admitted()
+            // a request admitted after a stop is not sent
+            if (stopping()) return job.done(abandoned(record))
+            const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+            const sentAt = clock.unsafeCurrentTimeMillis()
+            emitNow?.({ _tag: "Sent", queue: target.key, id: record.id, attempt: 1, at: sentAt })
+            job.track(Dispatch.dispatchCall(record, queue, call, sentAt, clock, options, {
+              emit: emitNow ?? (() => {}),
+              done: (completed) => job.done(completed),
+              // the retries, pauses and error records are `dispatch`'s
+              failed: (error) => fork(Dispatch.dispatch(record, queue, options, registry, emit, { error, sentAt })),
+              defect: (defect) => job.defect(Cause.die(defect))
+            }))
+          })
+        }
+        // a record `prepare` fails on or gives no call for is sent by `send`, which meets the
+        // same failure (or the provider's other way) in its place
+        return Effect.matchEffect(prepare(record), {
+          onFailure: () => Effect.sync(() => fork(paced(request))),
+          onSuccess: (call) => (call === undefined ? Effect.sync(() => fork(paced(request))) : sendCall(call))
+        })
+      })
+    }
+    return { send, stopping, sendNow }
   })
+
+/** A runtime with a fiber's services and settings, for the fibers started on its behalf. */
+const runtimeOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Runtime.Runtime<never> =>
+  Runtime.make({ context: fiber.currentContext, fiberRefs: fiber.getFiberRefs(), runtimeFlags: Runtime.defaultRuntimeFlags })
 
 /**
  * The path as a layer.

@@ -24,6 +24,12 @@ export interface RunEvents<A> {
   /** Publishes an event to every subscriber, in order. */
   readonly publish: (event: A) => Effect.Effect<void>
   /**
+   * Publishes an event at once, outside any fiber (the request path's hot path): the
+   * subscribers that work at once have done so on return, and the work of the others comes back
+   * as one effect to run (`undefined` when there is none).
+   */
+  readonly publishNow: (event: A) => Effect.Effect<void> | undefined
+  /**
    * Adds a subscriber for the rest of the scope: `handle` sees every event published from now
    * on, in order, and does its work at once or returns an effect that does it. Keep it quick:
    * it runs on the publisher's fiber.
@@ -50,15 +56,15 @@ export const make = <A>(): Effect.Effect<RunEvents<A>> =>
     let handlers: ReadonlyArray<Subscriber<A>> = []
     // the effects that handlers return, in a chain of `zipRight`s: `Effect.forEach`'s loop cost
     // more than the handlers themselves, twice a request
-    const publish = (event: A): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        let chain: Effect.Effect<void> | undefined
-        for (const handle of handlers) {
-          const effect = handle(event)
-          if (effect !== undefined) chain = chain === undefined ? effect : Effect.zipRight(chain, effect)
-        }
-        return chain ?? Effect.void
-      })
+    const publishNow = (event: A): Effect.Effect<void> | undefined => {
+      let chain: Effect.Effect<void> | undefined
+      for (const handle of handlers) {
+        const effect = handle(event)
+        if (effect !== undefined) chain = chain === undefined ? effect : Effect.zipRight(chain, effect)
+      }
+      return chain
+    }
+    const publish = (event: A): Effect.Effect<void> => Effect.suspend(() => publishNow(event) ?? Effect.void)
     const subscribe = (handle: Subscriber<A>) =>
       Effect.acquireRelease(
         Effect.sync(() => {
@@ -69,5 +75,5 @@ export const make = <A>(): Effect.Effect<RunEvents<A>> =>
             handlers = handlers.filter((other) => other !== handle)
           })
       )
-    return { publish, subscribe }
+    return { publish, publishNow, subscribe }
   })

@@ -116,6 +116,12 @@ export interface SchedulerOptions {
   readonly timeout: Duration.DurationInput
   /** Called for every event; the scheduler waits for it, so keep it quick. */
   readonly onEvent?: ((event: SchedulerEvent) => Effect.Effect<void>) | undefined
+  /**
+   * `onEvent` done at once, outside any fiber (`RunEvents.publishNow`): returns the work it
+   * leaves, if any. Without it, a run with an `onEvent` sends every request on a fiber of its
+   * own; with it (or with no `onEvent`), a provider's prepared `Call` is sent without one.
+   */
+  readonly onEventNow?: ((event: SchedulerEvent) => Effect.Effect<void> | undefined) | undefined
   /** How a prompt backs off after a transient failure (default `defaultRetryBackoff`). */
   readonly retryBackoff?: RetryBackoff | undefined
   /**
@@ -199,10 +205,11 @@ export const run = <E, R>(
       queues: [...routes.values()]
     })
     const stopping = options.stopping ?? (() => false)
+    const program = LineProgram.make(path, options.strategies, options.strategy)
     return Lines.runLines(
       queues.map((queue) => ({ feed: routes.get(queue.key)!, records: queue.records })),
-      LineProgram.make(path, options.strategies, options.strategy),
-      { stopping, backlog: options.backlog }
+      program,
+      { stopping, backlog: options.backlog, direct: program.direct }
     )
   }))
 

@@ -277,13 +277,13 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
   const endpointOf = HttpJson.endpointOf(endpointVariable, baseUrl)
   const endpointProblemsOf = HttpJson.endpointProblemsOf(endpointVariable, baseUrl)
 
-  const post = <A, I>(
+  const postCall = <A, I>(
     url: string,
     body: unknown,
     schema: Schema.Schema<A, I>,
     modelName: string
-  ): Effect.Effect<A, ProviderError.ProviderError> =>
-    HttpJson.post({
+  ): Either.Either<Provider.Call<A>, ProviderError.ProviderError> =>
+    HttpJson.prepare({
       api,
       url,
       body,
@@ -294,17 +294,31 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
         permanentError(error, modelName) ?? new ProviderError.TransientError({ message: `${api}: ${error}`, status })
     })
 
-  const generate = (base: string, model: string, prompt: string, options: unknown) =>
-    Effect.map(
-      post(`${base}/api/generate`, { model, prompt, stream: false, options }, GenerateReply, model),
-      ({ response, thinking, ...rest }): Reply => ({ text: response, extras: extrasOf(undefined, thinking), ...rest })
+  const generateCall = (base: string, model: string, prompt: string, options: unknown) =>
+    Either.map(
+      postCall(`${base}/api/generate`, { model, prompt, stream: false, options }, GenerateReply, model),
+      (call) =>
+        Provider.mapCall(
+          call,
+          ({ response, thinking, ...rest }): Reply => ({ text: response, extras: extrasOf(undefined, thinking), ...rest })
+        )
     )
 
-  const chat = (base: string, model: string, messages: ReadonlyArray<Message>, options: unknown) =>
-    Effect.map(
-      post(`${base}/api/chat`, { model, messages, stream: false, options }, ChatReply, model),
-      ({ message, ...rest }): Reply => ({ text: message.content, extras: extrasOf(message.tool_calls, message.thinking), ...rest })
+  const chatCall = (base: string, model: string, messages: ReadonlyArray<Message>, options: unknown) =>
+    Either.map(
+      postCall(`${base}/api/chat`, { model, messages, stream: false, options }, ChatReply, model),
+      (call) =>
+        Provider.mapCall(
+          call,
+          ({ message, ...rest }): Reply => ({ text: message.content, extras: extrasOf(message.tool_calls, message.thinking), ...rest })
+        )
     )
+
+  const generate = (base: string, model: string, prompt: string, options: unknown) =>
+    Effect.flatMap(Effect.suspend(() => generateCall(base, model, prompt, options)), Provider.runCall)
+
+  const chat = (base: string, model: string, messages: ReadonlyArray<Message>, options: unknown) =>
+    Effect.flatMap(Effect.suspend(() => chatCall(base, model, messages, options)), Provider.runCall)
 
   const check = (record: PromptRecord.PromptRecord): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
     Effect.gen(function*() {
@@ -345,8 +359,26 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
       }
     })
 
+  // a prompt of one request as a plain call (the run's hot path); turns are `query`'s
+  const prepare = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.Call | undefined, ProviderError.ProviderError> => {
+    if (EmptyPrompt.is(record.prompt)) return EmptyPrompt.error()
+    const planned = plan(record.prompt)
+    if (Either.isLeft(planned)) {
+      return Effect.fail(new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${planned.left}` }))
+    }
+    const step = planned.right
+    if (step._tag === "Turns") return Effect.succeed(undefined)
+    const model = record.model_name
+    const options = record.parameters ?? {}
+    return Effect.flatMap(endpointOf(model), (base) =>
+      Either.map(
+        step._tag === "Generate" ? generateCall(base, model, step.prompt, options) : chatCall(base, model, step.messages, options),
+        (call) => Provider.mapCall(call, (reply) => toResponse([reply], false))
+      ))
+  }
+
   // every wait on the API is a `Provider.call`: the request timeout ends it on the line's own fiber
-  return { api, check, query, timesOut: true }
+  return { api, check, prepare, query: Provider.queryOf(prepare, query), timesOut: true }
 })
 
 /**

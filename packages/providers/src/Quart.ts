@@ -17,7 +17,7 @@
  * @since 0.1.0
  */
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Either, Layer, Option, Schema } from "effect"
 import * as EmptyPrompt from "./internal/emptyPrompt.js"
 import * as HttpJson from "./internal/httpJson.js"
 import * as ProviderFailure from "./ProviderFailure.js"
@@ -102,17 +102,16 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
       return problems
     })
 
-  // once a request: plain `flatMap`s rather than an `Effect.gen`, which allocates a generator
-  // and a wrapper for each `yield*` (the Effect steps are the same)
-  const query = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError> => {
+  // what `query` does before its wait, and the wait as a plain call (the run's hot path)
+  const prepare = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.Call, ProviderError.ProviderError> => {
     if (EmptyPrompt.is(record.prompt)) return EmptyPrompt.error()
     const problem = promptProblem(record.prompt)
     if (problem !== undefined) {
       return Effect.fail(new ProviderError.PermanentError({ reason: "validation", message: `${api}: ${problem}` }))
     }
     return Effect.flatMap(endpointOf(record.model_name), (url) =>
-      Effect.map(
-        HttpJson.post({
+      Either.map(
+        HttpJson.prepare({
           api,
           url,
           body: { text: record.prompt, model: record.model_name, options: record.parameters ?? {} },
@@ -126,15 +125,16 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
               status
             })
         }),
-        (reply): Provider.ProviderResponse => ({
-          response: reply.response[0].generated_text,
-          fields: reply.model === undefined ? {} : { model: reply.model }
-        })
+        (call) =>
+          Provider.mapCall(call, (reply): Provider.ProviderResponse => ({
+            response: reply.response[0].generated_text,
+            fields: reply.model === undefined ? {} : { model: reply.model }
+          }))
       ))
   }
 
   // every wait on the API is a `Provider.call`: the request timeout ends it on the line's own fiber
-  return { api, check, query, timesOut: true }
+  return { api, check, prepare, query: Provider.queryOf(prepare), timesOut: true }
 })
 
 /**

@@ -4,11 +4,11 @@
  *
  * @internal
  */
-import { Clock, Duration, Effect, Either, type Schedule, Scope } from "effect"
+import { type Clock, Clock as ClockService, Duration, Effect, Either, type Schedule, Scope } from "effect"
 import * as Pacer from "./pacer.js"
 import * as RequestTimeout from "./requestTimeout.js"
 import type { CompletedRecord, IdentifiedRecord } from "../PromptRecord.js"
-import { missingProviderMessage, type Provider } from "../Provider.js"
+import { type Call, missingProviderMessage, type Provider } from "../Provider.js"
 import type { ProviderResponse, RateLimitInfo } from "../Provider.js"
 import { PermanentError, type ProviderError, RequestTimeoutError } from "../ProviderError.js"
 import { errorResponse, retryPolicy } from "../RetryPolicy.js"
@@ -103,6 +103,69 @@ export const rateHints = (info: RateLimitInfo, now: number, tokensPerRequest: nu
   return hints
 }
 
+/** The event of a queue's rate that moved. */
+const rateChanged = (queue: string, at: number, change: Pacer.RateChange): SchedulerEvent => ({
+  _tag: "RateChanged",
+  queue,
+  at,
+  queriesPerMinute: change.queriesPerMinute,
+  configured: change.configured,
+  reason: change.reason
+})
+
+/**
+ * What an API's rate-limit headers change, at clock time `now`: the API's own count of what is
+ * left slows the queue before it answers "slow down". Gives the event to report, if any.
+ */
+const headerEvent = (
+  queue: string,
+  pacer: Pacer.Pacer,
+  record: IdentifiedRecord,
+  info: RateLimitInfo,
+  usage: ProviderResponse["usage"],
+  now: number
+): SchedulerEvent | undefined => {
+  const hints = rateHints(info, now, TokenBudget.usedTokens(usage) ?? TokenBudget.estimate(record))
+  if (hints.length === 0) return undefined
+  const { rate } = pacer.hintAt(hints, now)
+  return rate === undefined ? undefined : rateChanged(queue, now, rate)
+}
+
+/**
+ * What a success changes in its queue, at clock time `now` (the backoff ends, the rate recovers
+ * a step, the headers' counts cap it), as the events to report (usually none).
+ */
+const successEvents = (
+  queue: string,
+  pacer: Pacer.Pacer,
+  record: IdentifiedRecord,
+  response: ProviderResponse,
+  sentAt: number,
+  now: number
+): ReadonlyArray<SchedulerEvent> | undefined => {
+  const recovered = pacer.succeededAt(sentAt, now)
+  const hinted = response.rateLimit === undefined
+    ? undefined
+    : headerEvent(queue, pacer, record, response.rateLimit, response.usage, now)
+  if (recovered === undefined) return hinted === undefined ? undefined : [hinted]
+  return hinted === undefined ? [rateChanged(queue, now, recovered)] : [rateChanged(queue, now, recovered), hinted]
+}
+
+/** A completed record of an outcome, with its cost when the run prices answers. */
+const completedOf = (
+  record: IdentifiedRecord,
+  outcome: Either.Either<ProviderResponse, ProviderError>,
+  meta: { readonly sentAt: number; readonly receivedAt: number; readonly attempts: number },
+  options: SchedulerOptions
+): CompletedRecord => {
+  const answered = withResponse(record, outcome, { ...meta, maxAttempts: options.maxAttempts })
+  return options.price === undefined || Either.isLeft(outcome) ? answered : Object.assign(answered, { cost: options.price(answered) })
+}
+
+/** The failure of a request that had no answer within the run's timeout. */
+const timeoutError = (timeout: Duration.DurationInput) =>
+  new RequestTimeoutError({ message: `no response within ${Duration.format(Duration.decode(timeout))}` })
+
 /** The failure of a retry given up because the run is stopping. */
 export const stoppedError = new PermanentError({ reason: "stopped", message: "the run was stopped before this prompt was answered" })
 
@@ -130,16 +193,19 @@ export const dispatch = (
   },
   options: SchedulerOptions,
   registry: ReadonlyMap<string, Provider>,
-  emit: (event: SchedulerEvent) => Effect.Effect<void> = options.onEvent ?? (() => Effect.void)
+  emit: (event: SchedulerEvent) => Effect.Effect<void> = options.onEvent ?? (() => Effect.void),
+  /** The first attempt, made and failed already (by `dispatchCall`): it is handled as if made here. */
+  first?: { readonly error: ProviderError; readonly sentAt: number } | undefined
 ): Effect.Effect<CompletedRecord> =>
   Effect.gen(function*() {
     const provider = registry.get(record.api)
     const timeout = Duration.decode(options.timeout)
-    const onTimeout = () => new RequestTimeoutError({ message: `no response within ${Duration.format(timeout)}` })
+    const onTimeout = () => timeoutError(timeout)
     const { pacer } = queue
     const estimate = pacer.tokens === undefined ? 0 : TokenBudget.estimate(record)
-    let attempts = 0
-    let sentAt = 0
+    let attempts = first === undefined ? 0 : 1
+    let sentAt = first === undefined ? 0 : first.sentAt
+    let replayed = first?.error
     // sent at `sentAt`, under the run's timeout: on the line's own fiber when the provider's
     // waits take the deadline themselves (`Provider.timesOut`), else on a fiber the timeout interrupts
     const query = (): Effect.Effect<ProviderResponse, ProviderError> =>
@@ -162,26 +228,14 @@ export const dispatch = (
       return pacer.inFlight === undefined ? correct : Effect.zipRight(correct, pacer.inFlight.release(1))
     }
     const reportRate = (change: Pacer.RateChange | undefined): Effect.Effect<void> =>
-      change === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (at) =>
-        emit({
-          _tag: "RateChanged",
-          queue: queue.key,
-          at,
-          queriesPerMinute: change.queriesPerMinute,
-          configured: change.configured,
-          reason: change.reason
-        }))
-    // the API's own count of what is left slows the queue before it answers "slow down"
-    const readHeaders = (info: RateLimitInfo | undefined, usage: ProviderResponse["usage"]): Effect.Effect<void> => {
-      if (info === undefined) return Effect.void
-      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const hints = rateHints(info, now, TokenBudget.usedTokens(usage) ?? TokenBudget.estimate(record))
-        return hints.length === 0 ? Effect.void : Effect.flatMap(pacer.hint(hints), (hinted) => reportRate(hinted.rate))
-      })
-    }
+      change === undefined
+        ? Effect.void
+        : Effect.flatMap(ClockService.currentTimeMillis, (at) => emit(rateChanged(queue.key, at, change)))
+    const emitAll = (events: ReadonlyArray<SchedulerEvent> | undefined): Effect.Effect<void> =>
+      events === undefined ? Effect.void : Effect.forEach(events, emit, { discard: true })
     // once a request: plain `flatMap`s rather than an `Effect.gen`, which allocates a generator
     // and a wrapper for each `yield*` (the Effect steps are the same)
-    const send = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const send = Effect.flatMap(ClockService.currentTimeMillis, (now) => {
       attempts++
       sentAt = now
       return Effect.zipRight(
@@ -193,15 +247,20 @@ export const dispatch = (
       )
     })
     const attempt = Effect.suspend(() => {
+      if (replayed !== undefined) {
+        const error = replayed
+        replayed = undefined
+        return Effect.fail(error)
+      }
       // the first attempt was admitted before this record left its queue; a retry is admitted anew
       if (attempts === 0) return send
       if (options.stopping?.() === true) return Effect.fail(stoppedError)
       return Effect.zipRight(admit(record, pacer, true), send)
     }).pipe(
       Effect.tap((response) =>
-        Effect.zipRight(
-          Effect.flatMap(pacer.succeeded(sentAt), reportRate),
-          readHeaders(response.rateLimit, response.usage)
+        Effect.flatMap(
+          ClockService.currentTimeMillis,
+          (now) => emitAll(successEvents(queue.key, pacer, record, response, sentAt, now))
         )
       ),
       Effect.tapError((error) =>
@@ -212,7 +271,7 @@ export const dispatch = (
           // "slow down" pauses the whole queue, before this prompt's retry asks for a slot
           error._tag === "RateLimitError"
             ? Effect.gen(function*() {
-              const at = yield* Clock.currentTimeMillis
+              const at = yield* ClockService.currentTimeMillis
               const pause = yield* pacer.rateLimited({ sentAt, retryAfterMs: error.retryAfterMs })
               if (pause.extended) {
                 yield* emit({
@@ -227,7 +286,11 @@ export const dispatch = (
                 })
               }
               yield* reportRate(pause.rate)
-              yield* readHeaders(error.rateLimit, undefined)
+              if (error.rateLimit !== undefined) {
+                const now = yield* ClockService.currentTimeMillis
+                const hinted = headerEvent(queue.key, pacer, record, error.rateLimit, undefined, now)
+                if (hinted !== undefined) yield* emit(hinted)
+              }
             })
             : Effect.void
         )
@@ -246,18 +309,77 @@ export const dispatch = (
       })
       return Effect.retry(again, policyOf(options))
     }))
-    const receivedAt = yield* Clock.currentTimeMillis
+    const receivedAt = yield* ClockService.currentTimeMillis
     if (Either.isLeft(outcome) && outcome.left === stoppedError) {
       // not done: no record, so a resume sends it again
       return withResponse(record, outcome, { sentAt, receivedAt, attempts, maxAttempts: options.maxAttempts })
     }
-    const answered = withResponse(record, outcome, { sentAt, receivedAt, attempts, maxAttempts: options.maxAttempts })
-    const completed = options.price === undefined || Either.isLeft(outcome)
-      ? answered
-      : Object.assign(answered, { cost: options.price(answered) })
+    const completed = completedOf(record, outcome, { sentAt, receivedAt, attempts }, options)
     yield* emit({ _tag: "Completed", queue: queue.key, record: completed, ok: Either.isRight(outcome) })
     return completed
   })
+
+/**
+ * The first attempt of `dispatch` as a provider's prepared `Call`, made outside any fiber: the
+ * run's hot path, where a fiber and the hundred-odd Effect steps of `dispatch` were most of the
+ * request path's own CPU. The record has its slot and its `Sent` event (at `sentAt`). An answer
+ * is handled here as `dispatch` handles it (its queue's rate, the `Completed` event, the
+ * record); a failure, rare, goes to `failed`, which hands it to `dispatch` as its `first`
+ * attempt (the retries, pauses and error records are all `dispatch`'s). A throw from the
+ * handling (a subscriber's) goes to `defect`. Returns how to cancel the call.
+ */
+export const dispatchCall = (
+  record: IdentifiedRecord,
+  queue: { readonly key: string; readonly pacer: Pacer.Pacer; readonly timeout: RequestTimeout.RequestTimeout },
+  call: Call,
+  sentAt: number,
+  clock: Clock.Clock,
+  options: SchedulerOptions,
+  callbacks: {
+    /** Publishes an event at once. */
+    readonly emit: (event: SchedulerEvent) => void
+    readonly done: (completed: CompletedRecord) => void
+    readonly failed: (error: ProviderError) => void
+    readonly defect: (defect: unknown) => void
+  }
+): () => void => {
+  let finished = false
+  let cancel: (() => void) | undefined
+  let disarm: (() => void) | undefined
+  const finish = (outcome: Either.Either<ProviderResponse, ProviderError>): void => {
+    if (finished) return
+    finished = true
+    disarm?.()
+    try {
+      if (Either.isLeft(outcome)) return callbacks.failed(outcome.left)
+      const now = clock.unsafeCurrentTimeMillis()
+      const events = successEvents(queue.key, queue.pacer, record, outcome.right, sentAt, now)
+      if (events !== undefined) for (const event of events) callbacks.emit(event)
+      const completed = completedOf(record, outcome, { sentAt, receivedAt: now, attempts: 1 }, options)
+      callbacks.emit({ _tag: "Completed", queue: queue.key, record: completed, ok: true })
+      callbacks.done(completed)
+    } catch (defect) {
+      callbacks.defect(defect)
+    }
+  }
+  disarm = queue.timeout.arm(sentAt, () => {
+    if (finished) return
+    cancel?.()
+    finish(Either.left(timeoutError(options.timeout)))
+  })
+  try {
+    const started = call(finish)
+    // (an answer given at once needs no cancel)
+    if (!finished) cancel = started
+  } catch (defect) {
+    finish(Either.left(new PermanentError({ reason: "internal", message: `the ${record.api} provider failed: ${String(defect)}` })))
+  }
+  return () => {
+    finished = true
+    disarm?.()
+    cancel?.()
+  }
+}
 
 /** A pacer's options from a queue's limits and the run's backoff. */
 export const pacerOptions = (
@@ -315,8 +437,14 @@ export const pacerPool = (
       }
       return pending
     }
-    return Object.assign(pacerFor, { all: () => [...pacers.values()] })
+    return Object.assign(pacerFor, { all: () => [...pacers.values()], made: (key: string) => pacers.get(key) })
   })
 
-/** The pacer of a route, made on first use; `all` lists those made so far. */
-export type PacerPool = ((route: Route) => Effect.Effect<Pacer.Pacer>) & { readonly all: () => ReadonlyArray<Pacer.Pacer> }
+/**
+ * The pacer of a route, made on first use; `all` lists those made so far, and `made` gives a
+ * queue's if it is made.
+ */
+export type PacerPool = ((route: Route) => Effect.Effect<Pacer.Pacer>) & {
+  readonly all: () => ReadonlyArray<Pacer.Pacer>
+  readonly made: (key: string) => Pacer.Pacer | undefined
+}

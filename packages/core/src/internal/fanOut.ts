@@ -19,6 +19,21 @@ export interface Feed<A, B, E, R, R2> {
   readonly records: Stream.Stream<A, E, R>
   readonly admit: (record: A) => Effect.Effect<"send" | "skip" | "stop">
   readonly send: (record: A) => Effect.Effect<B | undefined, never, R2>
+  /**
+   * `send` without a fiber of its own, when it can (see `RequestPath.sendNow`): an effect run on
+   * the feed's fiber that starts the record's work and ends `job` from its callbacks, or
+   * `undefined` to `send` it.
+   */
+  readonly sendNow?: ((record: A, job: Job<B>) => Effect.Effect<void> | undefined) | undefined
+}
+
+/**
+ * A record sent by a feed's `sendNow`, told how it ends.
+ */
+export interface Job<B> {
+  readonly done: (completed: B | undefined) => void
+  readonly defect: (cause: Cause.Cause<never>) => void
+  readonly track: (cancel: () => void) => void
 }
 
 /** How many sends a feed makes between two yields to the requests it started. */
@@ -75,6 +90,14 @@ export const fanOut = <A, B, E, R, R2>(
     // a fraction of the cost of a supervised fork per record)
     const fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
     yield* Effect.addFinalizer(() => Fiber.interruptAll(fibers))
+    // the records sent with `sendNow` and not yet done: cancelled when the stream ends
+    const jobs = new Set<OpenJob<B>>()
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const job of jobs) job.cancel?.()
+        jobs.clear()
+      })
+    )
     const runtime = yield* Effect.runtime<R | R2>()
     const start = (effect: Effect.Effect<void, never, R | R2>): void => {
       const fiber = Runtime.runFork(runtime)(effect)
@@ -134,17 +157,33 @@ export const fanOut = <A, B, E, R, R2>(
     }
     // one record of a feed: wait for the reader and the backlog, admit, send on a fiber of its
     // own; false stops the feed
-    const step = (admit: Feed<A, B, E, R, R2>["admit"], send: Feed<A, B, E, R, R2>["send"]) => {
+    const defect = (cause: Cause.Cause<never>): void => {
+      Queue.unsafeOffer(out, new Failed(cause))
+    }
+    const step = (
+      admit: Feed<A, B, E, R, R2>["admit"],
+      send: Feed<A, B, E, R, R2>["send"],
+      sendNow: Feed<A, B, E, R, R2>["sendNow"]
+    ) => {
       const decide = (record: A) => (decision: "send" | "skip" | "stop"): Effect.Effect<boolean> => {
         if (decision !== "send") {
           release(1)
           return Effect.succeed(decision === "skip")
         }
         sending++
-        start(send(record).pipe(
-          Effect.map(sent),
-          Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : fail(cause)))
-        ))
+        let now: Effect.Effect<void> | undefined
+        if (sendNow !== undefined) {
+          const job = new OpenJob(jobs, sent, defect)
+          jobs.add(job)
+          now = sendNow(record, job)
+          if (now === undefined) jobs.delete(job)
+        }
+        if (now === undefined) {
+          start(send(record).pipe(
+            Effect.map(sent),
+            Effect.catchAllCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : fail(cause)))
+          ))
+        }
         // let the requests already sent move on before the next send: with no rate limit the
         // feed would otherwise run ahead and fill the backlog with half-started requests, which
         // costs memory and garbage collection and gains nothing. The yield goes through the
@@ -152,9 +191,9 @@ export const fanOut = <A, B, E, R, R2>(
         // other fibers but not the network's callbacks)
         if (++sinceYield >= yieldEvery) {
           sinceYield = 0
-          return Effect.as(yieldToEventLoop, true)
+          return Effect.as(now === undefined ? yieldToEventLoop : Effect.zipRight(now, yieldToEventLoop), true)
         }
-        return Effect.succeed(true)
+        return now === undefined ? Effect.succeed(true) : Effect.as(now, true)
       }
       // a hot loop (once a record): the waits only when there is something to wait for (the
       // semaphore and the two waits cost about 10 Effect steps a record), and plain `flatMap`s,
@@ -171,8 +210,8 @@ export const fanOut = <A, B, E, R, R2>(
     // one pull a chunk and a plain loop over its records: `Stream.mapEffect` and `takeWhile`
     // cost a channel read per record, about 13 Effect steps, more than the rest of the feed's
     // work (and `Stream.runForEachWhile` keeps every element it has seen in effect 3.22)
-    const feed = ({ admit, records, send }: Feed<A, B, E, R, R2>) => {
-      const next = step(admit, send)
+    const feed = ({ admit, records, send, sendNow }: Feed<A, B, E, R, R2>) => {
+      const next = step(admit, send, sendNow)
       return Effect.scoped(Effect.gen(function*() {
         const pull = yield* Stream.toPull(records)
         while (true) {
@@ -237,3 +276,22 @@ export const fanOut = <A, B, E, R, R2>(
     return Stream.repeatEffectChunkOption(pull)
   }))
 
+
+/** A record sent by `sendNow`: done once, and only while the stream runs. */
+class OpenJob<B> implements Job<B> {
+  cancel: (() => void) | undefined = undefined
+  constructor(
+    private readonly jobs: Set<OpenJob<B>>,
+    private readonly sent: (completed: B | undefined) => void,
+    private readonly failed: (cause: Cause.Cause<never>) => void
+  ) {}
+  done(completed: B | undefined): void {
+    if (this.jobs.delete(this)) this.sent(completed)
+  }
+  defect(cause: Cause.Cause<never>): void {
+    if (this.jobs.delete(this)) this.failed(cause)
+  }
+  track(cancel: () => void): void {
+    this.cancel = cancel
+  }
+}

@@ -20,17 +20,36 @@ export const make = (
   fallback?: Strategy.Strategy | undefined
 ) => {
   const strategyOf = StrategySpec.resolver(fallback === undefined ? setup : { ...setup, default: undefined })
-  return (
-    line: IdentifiedRecord,
-    route: RequestPath.Route | undefined,
-    ticket?: RequestPath.LineTicket
-  ): Effect.Effect<CompletedRecord | undefined> => {
+  const strategyFor = (line: IdentifiedRecord): Strategy.Strategy | undefined => {
     const named = strategyOf(line)
-    const strategy = Either.isRight(named) && named.right !== undefined
+    return Either.isRight(named) && named.right !== undefined
       ? named.right
       : line.strategy === undefined
       ? fallback
       : undefined
+  }
+  const sendNow = path.sendNow
+  /**
+   * The program of a line sent as it is, without a fiber of its own (`RequestPath.sendNow`), or
+   * `undefined` (a strategy's line, a path without the hot path): run the program.
+   */
+  const direct = sendNow === undefined ? undefined : (
+    line: IdentifiedRecord,
+    route: RequestPath.Route | undefined,
+    ticket: RequestPath.LineTicket,
+    job: RequestPath.SendJob<CompletedRecord | undefined>
+  ): Effect.Effect<void> | undefined =>
+    strategyFor(line) !== undefined ? undefined : sendNow({ record: line, route, planned: route !== undefined, ticket }, {
+      done: (completed) => job.done(RequestPath.isAbandoned(completed) ? undefined : completed),
+      defect: (cause) => job.defect(cause),
+      track: (cancel) => job.track(cancel)
+    })
+  const program = (
+    line: IdentifiedRecord,
+    route: RequestPath.Route | undefined,
+    ticket?: RequestPath.LineTicket
+  ): Effect.Effect<CompletedRecord | undefined> => {
+    const strategy = strategyFor(line)
     if (strategy !== undefined) {
       const run = Effect.provideService(Strategy.runLine(strategy, line), RequestPath.RequestPath, path)
       return ticket === undefined ? run : Effect.locally(run, RequestPath.lineTicket, ticket)
@@ -40,4 +59,5 @@ export const make = (
       (completed) => (RequestPath.isAbandoned(completed) ? undefined : completed)
     )
   }
+  return Object.assign(program, { direct })
 }

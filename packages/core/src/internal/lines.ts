@@ -7,7 +7,7 @@
  */
 import { Deferred, Effect, Exit, FiberId, Stream } from "effect"
 import type { CompletedRecord, IdentifiedRecord } from "../PromptRecord.js"
-import type { LineTicket } from "../RequestPath.js"
+import type { LineTicket, SendJob } from "../RequestPath.js"
 import { fanOut } from "./fanOut.js"
 
 /**
@@ -34,6 +34,15 @@ export const runLines = <F, E, R, R2>(
   feeds: ReadonlyArray<LineFeed<F, E, R>>,
   program: (line: IdentifiedRecord, feed: F, ticket: LineTicket) => Effect.Effect<CompletedRecord | undefined, never, R2>,
   options: {
+    /**
+     * The program of a line without a fiber of its own, when it can (`LineProgram`'s `direct`):
+     * started on the feed's fiber and ended through `job`; `undefined` runs `program`.
+     */
+    readonly direct?:
+      | ((line: IdentifiedRecord, feed: F, ticket: LineTicket, job: SendJob<CompletedRecord | undefined>) =>
+        | Effect.Effect<void>
+        | undefined)
+      | undefined
     readonly stopping: () => boolean
     readonly backlog?: number | undefined
     readonly lookahead?: number | undefined
@@ -64,9 +73,24 @@ export const runLines = <F, E, R, R2>(
           wakeUp ??= Deferred.unsafeMake<void>(FiberId.none)
           return Effect.zipRight(Deferred.await(wakeUp), admit())
         })
+      const direct = options.direct
       return {
         records,
         admit,
+        sendNow: direct === undefined ? undefined : (line: IdentifiedRecord, job: SendJob<CompletedRecord | undefined>) => {
+          const ticket = new Ticket(release)
+          return direct(line, feed, ticket, {
+            done: (completed) => {
+              ticket.done()
+              job.done(completed)
+            },
+            defect: (cause) => {
+              ticket.done()
+              job.defect(cause)
+            },
+            track: (cancel) => job.track(cancel)
+          })
+        },
         send: (line: IdentifiedRecord) => {
           const ticket = new Ticket(release)
           return Effect.map(program(line, feed, ticket), (completed) => {

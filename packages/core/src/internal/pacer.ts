@@ -476,6 +476,8 @@ export interface Pacer {
    * worth reporting.
    */
   readonly succeeded: (sentAt: number) => Effect.Effect<RateChange | undefined>
+  /** `succeeded` at clock time `now`, at once (for a request answered outside any fiber). */
+  readonly succeededAt: (sentAt: number, now: number) => RateChange | undefined
   /**
    * What the API said about its limits (`RateHint`; several windows: the strictest counts): until
    * `resetAt` the effective rate is at most what the hint allows, and with none left in a fixed
@@ -487,6 +489,11 @@ export interface Pacer {
     readonly rate: RateChange | undefined
     readonly pausedUntil: number | undefined
   }>
+  /** `hint` at clock time `now`, at once (for a request answered outside any fiber). */
+  readonly hintAt: (hint: RateHint | ReadonlyArray<RateHint>, now: number) => {
+    readonly rate: RateChange | undefined
+    readonly pausedUntil: number | undefined
+  }
   /** The effective rate in queries per minute (the configured one, adapted). */
   readonly queriesPerMinute: Effect.Effect<number>
   /** The cap on requests in flight, when the queue has one (a permit per attempt, send to response). */
@@ -706,13 +713,12 @@ export const make = (
         return { until: state.pausedUntil, extended, reason: "backoff", level: state.level, rate: lowered }
       })
     // any success ends the backoff, also one sent before the pause: the API answers again
-    const succeeded = (sentAt: number) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        state.level = 0
-        return rate.succeeded(sentAt, now)
-      })
-    const hint: Pacer["hint"] = (given) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
+    const succeededAt = (sentAt: number, now: number) => {
+      state.level = 0
+      return rate.succeeded(sentAt, now)
+    }
+    const succeeded = (sentAt: number) => Effect.map(Clock.currentTimeMillis, (now) => succeededAt(sentAt, now))
+    const hintAt: Pacer["hintAt"] = (given, now) => {
         let strictest: { readonly queriesPerMinute: number; readonly until: number } | undefined
         let pauseUntil: number | undefined
         for (const one of Array.isArray(given) ? given as ReadonlyArray<RateHint> : [given as RateHint]) {
@@ -729,7 +735,8 @@ export const make = (
           ? { queriesPerMinute, until: pauseUntil! }
           : { queriesPerMinute: Math.min(queriesPerMinute, strictest.queriesPerMinute), until: strictest.until }
         return { rate: rate.hint(cap.queriesPerMinute, cap.until, now), pausedUntil: paused ? state.pausedUntil : undefined }
-      })
+      }
+    const hint: Pacer["hint"] = (given) => Effect.map(Clock.currentTimeMillis, (now) => hintAt(given, now))
     const inFlight = concurrency === undefined || !Number.isFinite(concurrency)
       ? undefined
       : yield* Effect.makeSemaphore(Math.max(1, Math.floor(concurrency)))
@@ -745,7 +752,9 @@ export const make = (
       pausedUntil: Effect.sync(() => state.pausedUntil),
       rateLimited,
       succeeded,
+      succeededAt,
       hint,
+      hintAt,
       queriesPerMinute: Effect.map(Clock.currentTimeMillis, rate.effective),
       inFlight,
       tokens

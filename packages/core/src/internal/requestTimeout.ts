@@ -44,6 +44,12 @@ export interface RequestTimeout {
     startedAt: number,
     onTimeout: () => E2
   ) => Effect.Effect<A, E | E2, R>
+  /**
+   * Watches a request made outside any fiber (a provider's plain `Call`), sent at `startedAt`:
+   * `expire` is called at its deadline unless the returned function (the request finished) was
+   * called first.
+   */
+  readonly arm: (startedAt: number, expire: () => void) => () => void
 }
 
 /**
@@ -69,9 +75,10 @@ const currentDeadline: FiberRef.FiberRef<Deadline | undefined> = FiberRef.unsafe
 
 interface Pending {
   readonly deadline: number
-  /** The fiber to interrupt (`within`), or the deadline to expire (`until`). */
+  /** The fiber to interrupt (`within`), the deadline to expire (`until`), or the callback (`arm`). */
   readonly fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
   readonly handed: Deadline | undefined
+  readonly expire?: (() => void) | undefined
   timedOut: boolean
 }
 
@@ -206,6 +213,7 @@ export const make = (duration: Duration.DurationInput): Effect.Effect<RequestTim
         request.timedOut = true
         if (request.fiber !== undefined) yield* Fiber.interruptFork(request.fiber)
         request.handed?.expire()
+        request.expire?.()
       }
     }).pipe(Effect.forkScoped)
 
@@ -269,5 +277,10 @@ export const make = (duration: Duration.DurationInput): Effect.Effect<RequestTim
         )
       })
 
-    return { duration: Duration.decode(duration), within, until }
+    const arm = (startedAt: number, expire: () => void): () => void => {
+      const id = watch({ deadline: startedAt + millis, fiber: undefined, handed: undefined, expire, timedOut: false })
+      return () => pending.delete(id)
+    }
+
+    return { duration: Duration.decode(duration), within, until, arm }
   })

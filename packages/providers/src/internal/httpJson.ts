@@ -162,30 +162,6 @@ interface Answer {
 
 const requestHeaders = { "content-type": "application/json", accept: "application/json" }
 
-/**
- * Sends the body and reads the whole answer: one undici `dispatch` (`UndiciFetch.exchange`),
- * cancelled when the fiber is interrupted or the request's deadline passes. No answer at all (a
- * refused or broken connection) is named with the URL and the network error code.
- */
-const send = (api: string, url: string, body: string): Effect.Effect<Answer, ProviderError.TransientError> =>
-  Provider.callCancellable<Answer, ProviderError.TransientError>((resume) => {
-    const failed = (error: unknown) => resume(Effect.fail(ProviderFailure.fromConnection(error, api, url)))
-    const answered = (answer: UndiciFetch.Answer) =>
-      resume(Effect.succeed({ status: answer.status, headers: answer.headers, text: answer.body.toString("utf8") }))
-    const request: UndiciFetch.Exchange = { url, method: "POST", headers: requestHeaders, body }
-    const transport = UndiciFetch.transport()
-    if (!(transport instanceof Promise)) return UndiciFetch.exchange(transport, request, answered, failed)
-    let cancel: (() => void) | undefined
-    let cancelled = false
-    transport.then((loaded) => {
-      if (!cancelled) cancel = UndiciFetch.exchange(loaded, request, answered, failed)
-    }, failed)
-    return () => {
-      cancelled = true
-      cancel?.()
-    }
-  })
-
 /** Each reply schema's decoder, made once (a decoder is a closure over the schema's parser). */
 const decoders = new WeakMap<Schema.Schema.Any, (input: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
 
@@ -217,23 +193,53 @@ const reply = <A, I>(options: Post<A, I>, answer: Answer): Either.Either<A, Prov
 }
 
 /**
- * Sends one JSON `POST` (accepting JSON) and decodes the reply. A body that cannot be encoded is
- * a permanent validation error; transport failures, and a 2xx body that is not JSON or not the
- * expected reply, are transient.
+ * One JSON `POST` (accepting JSON) as a plain call: one undici `dispatch`
+ * (`UndiciFetch.exchange`) that reads the whole answer and decodes the reply. No answer at all
+ * (a refused or broken connection) is transient and named with the URL and the network error
+ * code, as are a 2xx body that is not JSON or not the expected reply. A body that cannot be
+ * encoded is a permanent validation error, before anything is sent.
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const prepare = <A, I>(options: Post<A, I>): Either.Either<Provider.Call<A>, ProviderError.ProviderError> => {
+  let body: string
+  try {
+    body = JSON.stringify(options.body)
+  } catch (error) {
+    return Either.left(
+      new ProviderError.PermanentError({
+        reason: "validation",
+        message: `${options.api}: cannot encode the request: ${error instanceof Error ? error.message : String(error)}`
+      })
+    )
+  }
+  const { api, url } = options
+  const request: UndiciFetch.Exchange = { url, method: "POST", headers: requestHeaders, body }
+  return Either.right((done) => {
+    const failed = (error: unknown) => done(Either.left(ProviderFailure.fromConnection(error, api, url)))
+    const answered = (answer: UndiciFetch.Answer) =>
+      done(reply(options, { status: answer.status, headers: answer.headers, text: answer.body.toString("utf8") }))
+    const transport = UndiciFetch.transport()
+    if (!(transport instanceof Promise)) return UndiciFetch.exchange(transport, request, answered, failed)
+    let cancel: (() => void) | undefined
+    let cancelled = false
+    transport.then((loaded) => {
+      if (!cancelled) cancel = UndiciFetch.exchange(loaded, request, answered, failed)
+    }, failed)
+    return () => {
+      cancelled = true
+      cancel?.()
+    }
+  })
+}
+
+/**
+ * Sends one JSON `POST` (accepting JSON) and decodes the reply (`prepare`'s call as an effect,
+ * cancelled when the fiber is interrupted or the request's deadline passes).
  *
  * @since 0.1.0
  * @category requests
  */
 export const post = <A, I>(options: Post<A, I>): Effect.Effect<A, ProviderError.ProviderError> =>
-  Effect.suspend(() => {
-    let body: string
-    try {
-      body = JSON.stringify(options.body)
-    } catch (error) {
-      return new ProviderError.PermanentError({
-        reason: "validation",
-        message: `${options.api}: cannot encode the request: ${error instanceof Error ? error.message : String(error)}`
-      })
-    }
-    return Effect.flatMap(send(options.api, options.url, body), (answer) => reply(options, answer))
-  })
+  Effect.flatMap(Effect.suspend(() => prepare(options)), Provider.runCall)

@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
-import { Effect, Option, Redacted } from "effect"
+import { Effect, Either, Option, Redacted } from "effect"
 import type OpenAI from "openai"
 import type * as OpenAiSdk from "openai"
 import * as Media from "../Media.js"
@@ -428,25 +428,43 @@ interface Sent {
   readonly response: Response
 }
 
-const send = (
+/** The answer of a body the SDK parsed, or the error of one that is not the mode's. */
+const answerOf = (api: string, mode: Mode, { data, response }: Sent): Either.Either<Answer, ProviderError.ProviderError> => {
+  const answer = parseAnswer(mode, data)
+  return answer === undefined
+    ? Either.left(
+      new ProviderError.TransientError({
+        message: `${api}: malformed response: expected a ${mode === "chat" ? "chat completion" : "completion"} with "choices"`
+      })
+    )
+    // (assigned, not spread: a spread copy given a new property takes a hidden class of its own)
+    : Either.right(Object.assign(answer, { rateLimit: RateLimitHeaders.parse(response.headers, Date.now()) }))
+}
+
+/** One request of the SDK as a plain call, aborted through its signal when cancelled. */
+const sendCall = (
   api: string,
   mode: Mode,
   url: string,
   request: (signal: AbortSignal) => Promise<Sent>
-): Effect.Effect<Answer, ProviderError.ProviderError> =>
-  Provider.callPromise(request, (error) => ProviderFailure.fromUnknown(error, api, url)).pipe(
-    Effect.flatMap(({ data, response }) => {
-      const answer = parseAnswer(mode, data)
-      return answer === undefined
-        ? Effect.fail(
-          new ProviderError.TransientError({
-            message: `${api}: malformed response: expected a ${mode === "chat" ? "chat completion" : "completion"} with "choices"`
-          })
-        )
-        // (assigned, not spread: a spread copy given a new property takes a hidden class of its own)
-        : Effect.succeed(Object.assign(answer, { rateLimit: RateLimitHeaders.parse(response.headers, Date.now()) }))
-    })
-  )
+): Provider.Call<Answer> =>
+(done) => {
+  const controller = new AbortController()
+  let cancelled = false
+  const finish = (outcome: Either.Either<Answer, ProviderError.ProviderError>) => {
+    if (!cancelled) done(outcome)
+  }
+  const fail = (error: unknown) => finish(Either.left(ProviderFailure.fromUnknown(error, api, url)))
+  try {
+    request(controller.signal).then((sent) => finish(answerOf(api, mode, sent)), fail)
+  } catch (error) {
+    fail(error)
+  }
+  return () => {
+    cancelled = true
+    controller.abort()
+  }
+}
 
 /** prompto's `process_response`: "" for no choice, the text for one, the list for several. */
 const single = <A>(values: ReadonlyArray<A>, none: A): A | ReadonlyArray<A> =>
@@ -515,14 +533,33 @@ export const make = (spec: Spec): Provider.Provider => {
     })
 
   // `withResponse()` hands over the `Response` the SDK reads anyway, for its rate-limit headers
-  const chat = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
-    send(spec.api, "chat", client.baseURL, (signal) =>
+  const chatCall = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
+    sendCall(spec.api, "chat", client.baseURL, (signal) =>
       client.chat.completions.create(body as unknown as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, { signal })
         .withResponse())
 
-  const complete = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
-    send(spec.api, "completion", client.baseURL, (signal) =>
+  const completeCall = (client: OpenAI, body: Readonly<Record<string, unknown>>) =>
+    sendCall(spec.api, "completion", client.baseURL, (signal) =>
       client.completions.create(body as unknown as OpenAI.CompletionCreateParamsNonStreaming, { signal }).withResponse())
+
+  const chat = (client: OpenAI, body: Readonly<Record<string, unknown>>) => Provider.runCall(chatCall(client, body))
+  const complete = (client: OpenAI, body: Readonly<Record<string, unknown>>) => Provider.runCall(completeCall(client, body))
+
+  // a string prompt, one request, as a plain call (the run's hot path); the other prompts are `query`'s
+  const prepare = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.Call | undefined, ProviderError.ProviderError> => {
+    const prompt = record.prompt
+    if (typeof prompt !== "string") return Effect.succeed(undefined)
+    const shape = shapeProblems(spec, record)
+    if (shape.problems.length > 0) return Effect.succeed(undefined)
+    return Effect.map(clientOf(record.model_name), (client) => {
+      const model = spec.requestModel(record)
+      const parameters = record.parameters ?? {}
+      const call = (record.mode ?? spec.defaultMode) === "completion"
+        ? completeCall(client, { model, prompt, ...parameters })
+        : chatCall(client, { model, messages: [{ role: "user", content: prompt }], ...parameters })
+      return Provider.mapCall(call, (answer) => toResponse([answer], false))
+    })
+  }
 
   return {
     api: spec.api,
@@ -533,9 +570,10 @@ export const make = (spec: Spec): Provider.Provider => {
         const config = yield* configProblemsOf(record.model_name)
         return [...shape.problems, ...media, ...config]
       }),
-    // every wait on the API is a `Provider.callPromise`: the request timeout ends it on the line's own fiber
+    // every wait on the API is a `Provider.call`: the request timeout ends it on the line's own fiber
     timesOut: true,
-    query: (record) =>
+    prepare,
+    query: Provider.queryOf(prepare, (record) =>
       Effect.gen(function*() {
         const shape = shapeProblems(spec, record)
         if (shape.problems.length > 0) {
@@ -569,7 +607,7 @@ export const make = (spec: Spec): Provider.Provider => {
         }
         const messages = yield* Effect.forEach(prompt, toMessage)
         return toResponse([yield* chat(client, { model, messages, ...parameters })], false)
-      })
+      }))
   }
 }
 
