@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { beforeEach, describe, expect, it } from "@effect/vitest"
 import { Chunk, Clock, Effect, Fiber, Random, Stream, TestClock } from "effect"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
@@ -13,12 +13,33 @@ import { MockProvider } from "../src/testing/index.js"
 const records = (n: number, api = "mock", prefix = ""): ReadonlyArray<IdentifiedRecord> =>
   Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, api, model_name: "m", prompt: `prompt ${i}` }))
 
+/**
+ * Whether the mocks prepare their calls (`MockProvider`'s `prepared`), so plain lines take the
+ * request path's hot path (no fiber per request): every test runs both ways.
+ */
+let hotPath = false
+
+const mockOf = (api: string, options: MockProvider.MockOptions = {}) => MockProvider.make(api, { ...options, prepared: hotPath })
+
+/** Options whose `onEvent` (a quick `Effect.sync`) is also given as `onEventNow` on the hot path. */
+const withEventsNow = <O extends Partial<Scheduler.SchedulerOptions>>(options: O): O => {
+  const onEvent = options.onEvent
+  if (!hotPath || onEvent === undefined) return options
+  return {
+    ...options,
+    onEventNow: (event: Scheduler.SchedulerEvent) => {
+      Effect.runSync(onEvent(event))
+      return undefined
+    }
+  }
+}
+
 const runAll = (
   queues: ReadonlyArray<Scheduler.QueueInput<never, never>>,
   options: Partial<Scheduler.SchedulerOptions> = {}
 ) =>
   Effect.gen(function*() {
-    const fiber = yield* Scheduler.run(queues, { maxAttempts: 5, timeout: "300 seconds", ...options }).pipe(
+    const fiber = yield* Scheduler.run(queues, withEventsNow({ maxAttempts: 5, timeout: "300 seconds", ...options })).pipe(
       Stream.runCollect,
       Effect.fork
     )
@@ -54,9 +75,13 @@ const expectPaced = (times: ReadonlyArray<number>, queriesPerMinute: number) => 
 const peakInFlight = (times: ReadonlyArray<number>, latencyMs: number): number =>
   Math.max(...times.map((t) => times.filter((s) => s <= t && t < s + latencyMs).length))
 
-describe("Scheduler", () => {
+describe.each([false, true])("Scheduler (hot path: %s)", (hot) => {
+  beforeEach(() => {
+    hotPath = hot
+  })
+
   it.effect("sends 5 prompts at 60 QPM at t = 0, 1, 2, 3, 4 s even when each response takes 10 s", () => {
-    const mock = MockProvider.make("mock", { latency: "10 seconds" })
+    const mock = mockOf("mock", { latency: "10 seconds" })
     return Effect.gen(function*() {
       const done = yield* runAll([{ key: "q", queriesPerMinute: 60, records: Stream.fromIterable(records(5)) }])
       expect(MockProvider.callTimes(mock)).toEqual([0, 1000, 2000, 3000, 4000])
@@ -66,7 +91,7 @@ describe("Scheduler", () => {
   })
 
   it.effect("at 600 QPM with 2 s latency about 20 requests are in flight", () => {
-    const mock = MockProvider.make("mock", { latency: "2 seconds" })
+    const mock = mockOf("mock", { latency: "2 seconds" })
     return Effect.gen(function*() {
       let inFlight = 0
       let peak = 0
@@ -84,8 +109,8 @@ describe("Scheduler", () => {
   })
 
   it.effect("two queues at different rates run at once and interleave", () => {
-    const fast = MockProvider.make("fast", { latency: "5 seconds" })
-    const slow = MockProvider.make("slow", { latency: "5 seconds" })
+    const fast = mockOf("fast", { latency: "5 seconds" })
+    const slow = mockOf("slow", { latency: "5 seconds" })
     return Effect.gen(function*() {
       yield* runAll([
         { key: "fast", queriesPerMinute: 120, records: Stream.fromIterable(records(4, "fast")) },
@@ -97,7 +122,7 @@ describe("Scheduler", () => {
   })
 
   it.effect("a retryable failure re-enters its queue and is sent again on a later slot", () => {
-    const mock = MockProvider.make("mock", {
+    const mock = mockOf("mock", {
       latency: "1500 millis",
       respond: (record, attempt) =>
         record.id === "0" && attempt === 1 ? new TransientError({ message: "503 from server" }) : "ok"
@@ -118,7 +143,7 @@ describe("Scheduler", () => {
   })
 
   it.effect("honours max attempts and writes prompto's error wording plus a structured error", () => {
-    const mock = MockProvider.make("mock", {
+    const mock = mockOf("mock", {
       respond: () => new RateLimitError({ message: "429 Too Many Requests" })
     })
     return Effect.gen(function*() {
@@ -138,7 +163,7 @@ describe("Scheduler", () => {
   })
 
   it.effect("does not retry a permanent failure", () => {
-    const mock = MockProvider.make("mock", {
+    const mock = mockOf("mock", {
       respond: () => new PermanentError({ reason: "bad_request", message: "400 invalid temperature" })
     })
     return Effect.gen(function*() {
@@ -150,12 +175,17 @@ describe("Scheduler", () => {
   })
 
   it.scoped("a slow reader holds the queue back: never more than `backlog` records are sent and not yet read", () => {
-    const mock = MockProvider.make("mock")
+    const mock = mockOf("mock")
     return Effect.gen(function*() {
       let sent = 0
       const pull = yield* Scheduler.run(
         [{ key: "q", queriesPerMinute: 1e9, records: Stream.fromIterable(records(100)) }],
-        { maxAttempts: 1, timeout: "1 minute", backlog: 8, onEvent: (event) => Effect.sync(() => event._tag === "Sent" && sent++) }
+        withEventsNow({
+          maxAttempts: 1,
+          timeout: "1 minute",
+          backlog: 8,
+          onEvent: (event: Scheduler.SchedulerEvent) => Effect.sync(() => event._tag === "Sent" && sent++)
+        })
       ).pipe(Stream.toPull)
       let read = 0
       for (let round = 0; round < 100 && read < 100; round++) {
@@ -170,7 +200,7 @@ describe("Scheduler", () => {
   })
 
   it.effect("a request that outlives the timeout is retried", () => {
-    const mock = MockProvider.make("mock", {
+    const mock = mockOf("mock", {
       latency: (record) => (record.id === "0" ? "10 seconds" : "1 second")
     })
     return Effect.gen(function*() {
@@ -220,14 +250,14 @@ describe("Scheduler", () => {
 
   describe("rate limits", () => {
     it.effect("a 429 with retry-after 5 s pauses its queue only; it resumes at its rate without a burst", () => {
-      const limited = MockProvider.make("limited", {
+      const limited = mockOf("limited", {
         latency: "100 millis",
         respond: (record, attempt) =>
           record.id === "1" && attempt === 1
             ? new RateLimitError({ message: "429 Too Many Requests", retryAfterMs: 5000 })
             : "ok"
       })
-      const other = MockProvider.make("other", { latency: "100 millis" })
+      const other = mockOf("other", { latency: "100 millis" })
       return Effect.gen(function*() {
         // the rate stays put (`adaptiveRate: false`; see "adaptive rate" below for the other case)
         const { done, events } = yield* runWithEvents([
@@ -256,7 +286,7 @@ describe("Scheduler", () => {
 
     it.effect("429s answered to requests sent before the pause do not lengthen it or grow the backoff", () => {
       // three requests in flight when the first 429 arrives, all answered 429 with the same retry-after
-      const mock = MockProvider.make("mock", {
+      const mock = mockOf("mock", {
         latency: "1 second",
         respond: (_, attempt) => attempt === 1 ? new RateLimitError({ message: "429", retryAfterMs: 2000 }) : "ok"
       })
@@ -286,7 +316,7 @@ describe("Scheduler", () => {
 
     it.effect("a 429 without retry-after: the pause doubles with each consecutive 429, within its jitter", () =>
       Effect.forEach([1, 2, 3, 42], (seed) => {
-        const mock = MockProvider.make("mock", { respond: () => new RateLimitError({ message: "529 overloaded" }) })
+        const mock = mockOf("mock", { respond: () => new RateLimitError({ message: "529 overloaded" }) })
         return Effect.gen(function*() {
           const { events } = yield* runWithEvents([
             { key: "q", queriesPerMinute: 6000, records: Stream.fromIterable(records(1)) }
@@ -308,22 +338,31 @@ describe("Scheduler", () => {
 
     it.effect("the backoff is capped, and starts again after a success", () => {
       // calls 1, 2 and 4 answer 529 without retry-after; random 0 gives the lower end: d / 2
-      const mock = MockProvider.make("mock", {
+      const mock = mockOf("mock", {
         respond: () => [1, 2, 4].includes(mock.calls.length) ? new RateLimitError({ message: "529 overloaded" }) : "ok"
       })
-      const capped = MockProvider.make("capped", { respond: () => new RateLimitError({ message: "429" }) })
+      const capped = mockOf("capped", { respond: () => new RateLimitError({ message: "429" }) })
       return Effect.gen(function*() {
         // the rate stays put (`adaptiveRate: false`): this is about the backoff
         const { events } = yield* runWithEvents([
           { key: "q", queriesPerMinute: 6000, records: Stream.fromIterable(records(3)) }
         ], { adaptiveRate: false })
         const paused = events.flatMap((e) => e._tag === "Paused" ? [[e.id, e.at, e.until, e.level]] : [])
-        // id 0 at 0 (level 1: 0.5 s); id 1, already waiting for the next slot when the 429 came,
-        // keeps it and is sent at 0.5 s (level 2: 1 s); id 0's retry goes ahead of the prompts
-        // not yet sent and succeeds at 1.5 s, so id 1's retry, refused at 1.51 s, is level 1 again
-        expect(paused).toEqual([["0", 0, 500, 1], ["1", 500, 1500, 2], ["1", 1510, 2010, 1]])
+        // id 0 at 0 (level 1: 0.5 s). On a fiber per line, id 1 is already waiting for the next
+        // slot when the 429 comes, keeps it and is sent at 0.5 s (level 2: 1 s); id 0's retry goes
+        // ahead of the prompts not yet sent and succeeds at 1.5 s, so id 1's retry, refused at
+        // 1.51 s, is level 1 again. On the hot path the feed has not yet asked for id 1's slot
+        // when id 0's retry does: the retry goes first (level 2), succeeds at 1.5 s, and id 1,
+        // refused at 1.51 s, is level 1 again
+        expect(paused).toEqual(
+          hot
+            ? [["0", 0, 500, 1], ["0", 500, 1500, 2], ["1", 1510, 2010, 1]]
+            : [["0", 0, 500, 1], ["1", 500, 1500, 2], ["1", 1510, 2010, 1]]
+        )
         expect(mock.calls.map((c) => [c.id, c.at])).toEqual(
-          [["0", 0], ["1", 500], ["0", 1500], ["1", 1510], ["1", 2010], ["2", 2020]]
+          hot
+            ? [["0", 0], ["0", 500], ["0", 1500], ["1", 1510], ["1", 2010], ["2", 2020]]
+            : [["0", 0], ["1", 500], ["0", 1500], ["1", 1510], ["1", 2010], ["2", 2020]]
         )
 
         const cappedRun = yield* runWithEvents([
@@ -336,10 +375,10 @@ describe("Scheduler", () => {
     })
 
     it.effect("retries are bounded by maxAttempts, for 429s and transient errors alike", () => {
-      const limited = MockProvider.make("limited", {
+      const limited = mockOf("limited", {
         respond: () => new RateLimitError({ message: "429", retryAfterMs: 1000 })
       })
-      const flaky = MockProvider.make("flaky", { respond: () => new TransientError({ message: "503" }) })
+      const flaky = mockOf("flaky", { respond: () => new TransientError({ message: "503" }) })
       return Effect.gen(function*() {
         const done = yield* runAll([
           { key: "limited", queriesPerMinute: 60, records: Stream.fromIterable(records(2, "limited")) },
@@ -395,7 +434,7 @@ describe("Scheduler", () => {
     /** `n` prompts at `qpm` against a limiter: 429s come back in 50 ms, answers in 1 s. */
     const against = (limiter: (now: number) => number | undefined, n: number, qpm: number, options: Partial<Scheduler.SchedulerOptions> = {}) =>
       Effect.gen(function*() {
-        const mock = MockProvider.make("mock", {
+        const mock = mockOf("mock", {
           respond: () =>
             Effect.gen(function*() {
               const retryAfterMs = limiter(yield* Clock.currentTimeMillis)
@@ -466,7 +505,7 @@ describe("Scheduler", () => {
     const againstStated = (n: number, qpm: number, ignoreHeaders: boolean) =>
       Effect.gen(function*() {
         const bucket = statedBucket(300)
-        const mock = MockProvider.make("mock", {
+        const mock = mockOf("mock", {
           respond: () =>
             Effect.gen(function*() {
               const { ok, rateLimit } = bucket(yield* Clock.currentTimeMillis)
@@ -516,7 +555,7 @@ describe("Scheduler", () => {
   describe("transient backoff", () => {
     it.effect("a transient failure backs off exponentially with jitter before the retry takes a slot", () =>
       Effect.forEach([1, 7, 99], (seed) => {
-        const mock = MockProvider.make("mock", {
+        const mock = mockOf("mock", {
           respond: (_, attempt) => attempt <= 4 ? new TransientError({ message: "503 from server" }) : "ok"
         })
         return Effect.gen(function*() {
@@ -534,7 +573,7 @@ describe("Scheduler", () => {
       }))
 
     it.effect("the transient backoff is capped, and never skips the queue's rate", () => {
-      const mock = MockProvider.make("mock", {
+      const mock = mockOf("mock", {
         latency: "50 millis",
         respond: (record, attempt) => record.id === "0" && attempt <= 3 ? new TransientError({ message: "503" }) : "ok"
       })
@@ -576,7 +615,7 @@ describe("Scheduler", () => {
 
   describe("concurrency and tokens per minute", () => {
     it.effect("concurrency 2 at 600 QPM with 1 s latency: never more than 2 in flight", () => {
-      const mock = MockProvider.make("mock", {
+      const mock = mockOf("mock", {
         latency: "1 second",
         respond: (record, attempt) => record.id === "3" && attempt === 1 ? new TransientError({ message: "503" }) : "ok"
       })
@@ -616,7 +655,7 @@ describe("Scheduler", () => {
       }))
 
     it.effect("tpm 6000 with prompts estimated at 1000 tokens: about 6 per minute go out", () => {
-      const mock = MockProvider.make("mock", { latency: "1 second" })
+      const mock = mockOf("mock", { latency: "1 second" })
       return Effect.gen(function*() {
         yield* runAll([
           { key: "q", queriesPerMinute: 600, tokensPerMinute: 6000, records: Stream.fromIterable(tokenRecords(20)) }
@@ -630,7 +669,7 @@ describe("Scheduler", () => {
     })
 
     it.effect("tpm: the charge is corrected from the reported usage, so small answers let more through", () => {
-      const small = MockProvider.make("mock", {
+      const small = mockOf("mock", {
         latency: "1 second",
         respond: () => ({ response: "ok", usage: { prompt_tokens: 100, completion_tokens: 100, total_tokens: 200 } })
       })
@@ -651,7 +690,7 @@ describe("Scheduler", () => {
 
   describe("the request path", () => {
     it.scoped("a route's concurrency and token limits reach its queue", () => {
-      const mock = MockProvider.make("mock", { latency: "1 second" })
+      const mock = mockOf("mock", { latency: "1 second" })
       return Effect.gen(function*() {
         const path = yield* RequestPath.make({
           route: () => ({ key: "q", queriesPerMinute: 600, concurrency: 1 }),
@@ -668,7 +707,7 @@ describe("Scheduler", () => {
     })
 
     it.scoped("a 429 on a routed queue pauses that queue", () => {
-      const mock = MockProvider.make("mock", {
+      const mock = mockOf("mock", {
         respond: () =>
           // the first call answers 429
           mock.calls.length === 1 ? new RateLimitError({ message: "429", retryAfterMs: 3000 }) : "ok"

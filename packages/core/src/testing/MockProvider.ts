@@ -4,10 +4,17 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, type Layer } from "effect"
+import { Cause, Clock, type Duration, Effect, Either, Exit, type Layer, Option, Runtime } from "effect"
 import type { IdentifiedRecord, PromptRecord } from "../PromptRecord.js"
-import { type Provider, type ProviderRegistry, type ProviderResponse, type RecordProblem, registryLayer } from "../Provider.js"
-import type { ProviderError } from "../ProviderError.js"
+import {
+  type Call,
+  type Provider,
+  type ProviderRegistry,
+  type ProviderResponse,
+  type RecordProblem,
+  registryLayer
+} from "../Provider.js"
+import { PermanentError, type ProviderError } from "../ProviderError.js"
 
 /**
  * One call the mock received.
@@ -56,6 +63,12 @@ export interface MockOptions {
   readonly latency?: Duration.DurationInput | ((record: IdentifiedRecord) => Duration.DurationInput)
   /** Problems reported by `check` (default none). */
   readonly check?: (record: PromptRecord) => ReadonlyArray<RecordProblem>
+  /**
+   * The mock also `prepare`s each request as a plain `Call`, so a run sends it on its hot path
+   * (no fiber per request), as it does the HTTP providers': the call runs the same answer on a
+   * fiber of the preparing fiber's runtime (its clock: a `TestClock` in tests). Default false.
+   */
+  readonly prepared?: boolean | undefined
 }
 
 /**
@@ -68,11 +81,7 @@ export const make = (api: string, options: MockOptions = {}): MockProvider => {
   const calls: Array<MockCall> = []
   const attempts = new Map<unknown, number>()
   const respond = options.respond ?? ((record) => `mock response to ${String(record.id)}`)
-  return {
-    api,
-    calls,
-    check: (record) => Effect.sync(() => options.check?.(record) ?? []),
-    query: (record) =>
+  const query = (record: IdentifiedRecord) =>
       Effect.gen(function*() {
         const attempt = (attempts.get(record.id) ?? 0) + 1
         attempts.set(record.id, attempt)
@@ -83,6 +92,27 @@ export const make = (api: string, options: MockOptions = {}): MockProvider => {
         const resolved = Effect.isEffect(answer) ? yield* answer : answer
         return typeof resolved === "string" ? { response: resolved } : resolved
       })
+  const prepare = (record: IdentifiedRecord): Effect.Effect<Call> =>
+    Effect.map(Effect.runtime<never>(), (runtime): Call => (done) => {
+      const fiber = Runtime.runFork(runtime)(query(record))
+      fiber.addObserver((exit) => {
+        if (Exit.isSuccess(exit)) return done(Either.right(exit.value))
+        if (Cause.isInterruptedOnly(exit.cause)) return
+        const failure = Cause.failureOption(exit.cause)
+        done(Either.left(
+          Option.isSome(failure)
+            ? failure.value
+            : new PermanentError({ reason: "internal", message: `the ${api} provider failed: ${Cause.pretty(exit.cause)}` })
+        ))
+      })
+      return () => fiber.unsafeInterruptAsFork(fiber.id())
+    })
+  return {
+    api,
+    calls,
+    check: (record) => Effect.sync(() => options.check?.(record) ?? []),
+    query,
+    ...(options.prepared === true ? { prepare } : {})
   }
 }
 
