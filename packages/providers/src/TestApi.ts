@@ -1,8 +1,9 @@
 /**
  * The built-in `test` API: a provider that needs no key and no network. It answers every
  * prompt with a deterministic text derived from the prompt, waits a simulated latency (with
- * `Effect.sleep`, so `TestClock` controls it), and fails on request, so the quickstart and
- * examples can show pacing and retries offline.
+ * `Effect.sleep`, so `TestClock` controls it; on the live clock a single-turn prompt that does
+ * not fail on purpose is a prepared call, a plain timer on the run's hot path), and fails on
+ * request, so the quickstart and examples can show pacing and retries offline.
  *
  * Parameters (all optional, under a record's `parameters`):
  *
@@ -25,7 +26,7 @@
  * @since 0.1.0
  */
 import { type PromptRecord, Provider, ProviderError } from "@prompto/core"
-import { Effect, Layer } from "effect"
+import { Clock, Effect, Either, Layer } from "effect"
 import * as EmptyPrompt from "./internal/emptyPrompt.js"
 
 /**
@@ -273,11 +274,7 @@ const wait = (latencyMs: number): Effect.Effect<void, ProviderError.RequestTimeo
  */
 export const make = (): Provider.Provider => {
   const attempts = new Map<PromptRecord.PromptId, number>()
-  return {
-    api,
-    check: (record) => Effect.sync(() => check(record)),
-    timesOut: true,
-    query: (record) =>
+  const query = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.ProviderResponse, ProviderError.ProviderError> =>
       Effect.gen(function*() {
         if (EmptyPrompt.is(record.prompt)) return yield* EmptyPrompt.error()
         const parameters = record.parameters ?? {}
@@ -313,24 +310,58 @@ export const make = (): Provider.Provider => {
           })
         }
 
-        const { multiTurn, questions, sent } = plan(record.prompt)
-        const answers: Array<string> = []
-        for (const question of questions) {
-          yield* wait(latency)
-          answers.push(answer(question, parameters.reply))
-        }
-        const promptTokens = sum(sent.map(wordCount))
-        const completionTokens = sum(answers.map(wordCount))
-        return {
-          response: multiTurn ? answers : answers[0] ?? "",
-          usage: {
-            prompt_tokens: promptTokens,
-            completion_tokens: completionTokens,
-            total_tokens: promptTokens + completionTokens
-          },
-          fields: { model: record.model_name, finish_reason: "stop" }
-        }
+        const planned = plan(record.prompt)
+        for (let turn = 0; turn < planned.questions.length; turn++) yield* wait(latency)
+        return responseOf(record, planned)
       })
+  const prepare = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.Call | undefined> =>
+    Effect.clockWith((clock) => {
+      // on any clock but the live one (a test's `TestClock`) the wait is the Effect clock's: `query`
+      if (clock.constructor !== liveClock.constructor || EmptyPrompt.is(record.prompt)) return Effect.succeed(undefined)
+      const parameters = record.parameters ?? {}
+      // failures on purpose, and turns (a wait each), are `query`'s
+      if (
+        parameters.raise_error === "True" || numberParameter(parameters, "rate_limit_attempts", 0) > 0 ||
+        numberParameter(parameters, "fail_attempts", 0) > 0
+      ) return Effect.succeed(undefined)
+      const planned = plan(record.prompt)
+      if (planned.questions.length !== 1) return Effect.succeed(undefined)
+      const latency = Math.max(0, numberParameter(parameters, "latency_ms", defaultLatencyMs))
+      return Effect.succeed<Provider.Call>((done) => {
+        // no timer at all for 0 ms, as `wait`
+        if (latency === 0) {
+          done(Either.right(responseOf(record, planned)))
+          return () => {}
+        }
+        const timer = setTimeout(() => done(Either.right(responseOf(record, planned))), latency)
+        return () => clearTimeout(timer)
+      })
+    })
+  return {
+    api,
+    check: (record) => Effect.sync(() => check(record)),
+    timesOut: true,
+    prepare,
+    query
+  }
+}
+
+const liveClock = Clock.make()
+
+/** The answer to every question of a planned prompt, with its token counts. */
+const responseOf = (record: PromptRecord.IdentifiedRecord, { multiTurn, questions, sent }: Plan): Provider.ProviderResponse => {
+  const reply = record.parameters?.reply
+  const answers = questions.map((question) => answer(question, reply))
+  const promptTokens = sum(sent.map(wordCount))
+  const completionTokens = sum(answers.map(wordCount))
+  return {
+    response: multiTurn ? answers : answers[0] ?? "",
+    usage: {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens
+    },
+    fields: { model: record.model_name, finish_reason: "stop" }
   }
 }
 

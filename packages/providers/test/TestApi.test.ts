@@ -346,3 +346,38 @@ describe("TestApi", () => {
       }).pipe(Effect.provide(Providers.layer)))
   })
 })
+
+describe("the test API on the run's hot path", () => {
+  it.live("on the live clock a plain prompt is a prepared call (a timer) that answers as query does", () =>
+    Effect.gen(function*() {
+      const provider = TestApi.make()
+      const input = record("what is 2 + 2?", { latency_ms: 20, reply: ["four", "4"] })
+      const call = yield* provider.prepare!(input)
+      expect(call).toBeDefined()
+      const started = Date.now()
+      const outcome = yield* Effect.async<Provider.Outcome>((resume) => {
+        call!((result) => resume(Effect.succeed(result)))
+      })
+      expect(Date.now() - started).toBeGreaterThanOrEqual(19)
+      expect(outcome).toEqual(Either.right(yield* provider.query(input)))
+      // a cancelled call never answers
+      let answered = false
+      const cancel = (yield* provider.prepare!(input))!(() => (answered = true))
+      cancel()
+      yield* Effect.sleep("40 millis")
+      expect(answered).toBe(false)
+    }))
+
+  it.live("failures on purpose and turns are query's", () =>
+    Effect.gen(function*() {
+      const provider = TestApi.make()
+      expect(yield* provider.prepare!(record("x", { fail_attempts: 1 }))).toBeUndefined()
+      expect(yield* provider.prepare!(record("x", { raise_error: "True" }))).toBeUndefined()
+      expect(yield* provider.prepare!(record(["a", "b"]))).toBeUndefined()
+    }))
+
+  it.effect("under the TestClock every prompt is query's (its waits are the Effect clock's)", () =>
+    Effect.gen(function*() {
+      expect(yield* TestApi.make().prepare!(record("x"))).toBeUndefined()
+    }))
+})
