@@ -5,8 +5,12 @@
  * @since 0.1.0
  */
 import { Effect, Exit } from "effect"
+import * as HeapGrowth from "./HeapGrowth.js"
 import { main } from "./main.js"
 import * as Signals from "./Signals.js"
+
+// a large run holds its heap growth in check (see HeapGrowth)
+const stopWatchingHeap = HeapGrowth.watch()
 
 const fiber = Effect.runFork(
   main(process.argv).pipe(
@@ -18,6 +22,7 @@ const uninstall = Signals.install(fiber, (line) => process.stderr.write(line + "
 const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
 fiber.addObserver((exit) => {
   uninstall()
+  stopWatchingHeap()
   clearInterval(keepAlive)
   if (Exit.isFailure(exit)) {
     if (Exit.isInterrupted(exit)) {
