@@ -43,7 +43,7 @@ const openAiBaseUrl = (): string => process.env.OPENAI_BASE_URL ?? "http://127.0
  */
 const transportOf = (options: UndiciOptions): UndiciFetch.Transport =>
   UndiciFetch.transportOver(
-    undici,
+    UndiciFetch.partsOf(undici),
     new undici.Agent({
       keepAliveTimeout: 30_000,
       ...(options.connections === undefined ? {} : { connections: options.connections })

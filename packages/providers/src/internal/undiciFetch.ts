@@ -25,7 +25,7 @@ import type { Dispatcher } from "undici"
  * @category models
  */
 export interface Transport {
-  readonly request: typeof import("undici").request
+  readonly request: UndiciParts["request"]
   /** The pool that follows redirects, for `request`. */
   readonly dispatcher: Dispatcher
   /** The same pool without the redirect interceptor, for `exchange`. */
@@ -44,11 +44,38 @@ let loading: Promise<Transport> | undefined
  * @category transport
  */
 export const transport = (): Transport | Promise<Transport> =>
-  loaded ?? (loading ??= import("undici").then((module) => {
-    // undici is CommonJS: the CLI's bundle sees it as a default export only
-    const undici = ("default" in module ? module.default : module) as typeof import("undici")
-    return loaded = transportOver(undici, new undici.Agent({ keepAliveTimeout: 30_000 }))
-  }))
+  loaded ?? (loading ??= import("./undiciParts.js").then(({ parts }) =>
+    loaded = transportOver(parts, new parts.Agent({ keepAliveTimeout: 30_000 }))
+  ))
+
+/**
+ * What a transport is made of: undici's `Agent`, its `request` (for redirects) and its
+ * redirect interceptor (`undiciParts` loads them without undici's index; `partsOf` takes them
+ * from the whole module).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UndiciParts {
+  readonly Agent: typeof import("undici").Agent
+  readonly request: (
+    url: string,
+    options: Omit<Dispatcher.RequestOptions, "origin" | "path"> & { readonly dispatcher: Dispatcher }
+  ) => Promise<Dispatcher.ResponseData>
+  readonly redirect: typeof import("undici").interceptors.redirect
+}
+
+/**
+ * The parts of the whole undici module.
+ *
+ * @since 0.1.0
+ * @category transport
+ */
+export const partsOf = (undici: typeof import("undici")): UndiciParts => ({
+  Agent: undici.Agent,
+  request: (url, options) => undici.request(url, options),
+  redirect: undici.interceptors.redirect
+})
 
 /**
  * A transport over a pool of the caller's (the bench's bare clients cap their connections).
@@ -56,10 +83,10 @@ export const transport = (): Transport | Promise<Transport> =>
  * @since 0.1.0
  * @category transport
  */
-export const transportOver = (undici: typeof import("undici"), pool: Dispatcher): Transport => ({
+export const transportOver = (undici: UndiciParts, pool: Dispatcher): Transport => ({
   request: undici.request,
   pool,
-  dispatcher: pool.compose(undici.interceptors.redirect({ maxRedirections: 5 }))
+  dispatcher: pool.compose(undici.redirect({ maxRedirections: 5 }))
 })
 
 /**
