@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { type Clock, Clock as ClockService, Duration, Effect, Either, type Schedule, Scope } from "effect"
+import { Clock, Duration, Effect, Either, type Schedule, Scope } from "effect"
 import * as Pacer from "./pacer.js"
 import * as RequestTimeout from "./requestTimeout.js"
 import type { CompletedRecord, IdentifiedRecord } from "../PromptRecord.js"
@@ -230,12 +230,12 @@ export const dispatch = (
     const reportRate = (change: Pacer.RateChange | undefined): Effect.Effect<void> =>
       change === undefined
         ? Effect.void
-        : Effect.flatMap(ClockService.currentTimeMillis, (at) => emit(rateChanged(queue.key, at, change)))
+        : Effect.flatMap(Clock.currentTimeMillis, (at) => emit(rateChanged(queue.key, at, change)))
     const emitAll = (events: ReadonlyArray<SchedulerEvent> | undefined): Effect.Effect<void> =>
       events === undefined ? Effect.void : Effect.forEach(events, emit, { discard: true })
     // once a request: plain `flatMap`s rather than an `Effect.gen`, which allocates a generator
     // and a wrapper for each `yield*` (the Effect steps are the same)
-    const send = Effect.flatMap(ClockService.currentTimeMillis, (now) => {
+    const send = Effect.flatMap(Clock.currentTimeMillis, (now) => {
       attempts++
       sentAt = now
       return Effect.zipRight(
@@ -259,7 +259,7 @@ export const dispatch = (
     }).pipe(
       Effect.tap((response) =>
         Effect.flatMap(
-          ClockService.currentTimeMillis,
+          Clock.currentTimeMillis,
           (now) => emitAll(successEvents(queue.key, pacer, record, response, sentAt, now))
         )
       ),
@@ -271,7 +271,7 @@ export const dispatch = (
           // "slow down" pauses the whole queue, before this prompt's retry asks for a slot
           error._tag === "RateLimitError"
             ? Effect.gen(function*() {
-              const at = yield* ClockService.currentTimeMillis
+              const at = yield* Clock.currentTimeMillis
               const pause = yield* pacer.rateLimited({ sentAt, retryAfterMs: error.retryAfterMs })
               if (pause.extended) {
                 yield* emit({
@@ -287,7 +287,7 @@ export const dispatch = (
               }
               yield* reportRate(pause.rate)
               if (error.rateLimit !== undefined) {
-                const now = yield* ClockService.currentTimeMillis
+                const now = yield* Clock.currentTimeMillis
                 const hinted = headerEvent(queue.key, pacer, record, error.rateLimit, undefined, now)
                 if (hinted !== undefined) yield* emit(hinted)
               }
@@ -309,7 +309,7 @@ export const dispatch = (
       })
       return Effect.retry(again, policyOf(options))
     }))
-    const receivedAt = yield* ClockService.currentTimeMillis
+    const receivedAt = yield* Clock.currentTimeMillis
     if (Either.isLeft(outcome) && outcome.left === stoppedError) {
       // not done: no record, so a resume sends it again
       return withResponse(record, outcome, { sentAt, receivedAt, attempts, maxAttempts: options.maxAttempts })
