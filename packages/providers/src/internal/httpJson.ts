@@ -153,13 +153,6 @@ export interface Post<A, I> {
   ) => ProviderError.ProviderError | undefined
 }
 
-/** An answer read whole: its status, headers and body text. */
-interface Answer {
-  readonly status: number
-  readonly headers: Readonly<Record<string, unknown>>
-  readonly text: string
-}
-
 const requestHeaders = { "content-type": "application/json", accept: "application/json" }
 
 /** Each reply schema's decoder, made once (a decoder is a closure over the schema's parser). */
@@ -175,9 +168,10 @@ const decoderOf = <A, I>(schema: Schema.Schema<A, I>): (input: unknown) => Eithe
 }
 
 /** The reply of a whole answer: an error status or error body classified, a 2xx body decoded. */
-const reply = <A, I>(options: Post<A, I>, answer: Answer): Either.Either<A, ProviderError.ProviderError> => {
+const reply = <A, I>(options: Post<A, I>, answer: UndiciFetch.Answer): Either.Either<A, ProviderError.ProviderError> => {
   const { api } = options
-  const { status, text } = answer
+  const { status } = answer
+  const text = answer.body.toString("utf8")
   if (status < 200 || status >= 300) return Either.left(options.onStatus(status, serverMessage(text), answer.headers))
   let parsed: unknown
   try {
@@ -218,8 +212,7 @@ export const prepare = <A, I>(options: Post<A, I>): Either.Either<Provider.Call<
   const request: UndiciFetch.Exchange = { url, method: "POST", headers: requestHeaders, body }
   return Either.right((done) => {
     const failed = (error: unknown) => done(Either.left(ProviderFailure.fromConnection(error, api, url)))
-    const answered = (answer: UndiciFetch.Answer) =>
-      done(reply(options, { status: answer.status, headers: answer.headers, text: answer.body.toString("utf8") }))
+    const answered = (answer: UndiciFetch.Answer) => done(reply(options, answer))
     const transport = UndiciFetch.transport()
     if (!(transport instanceof Promise)) return UndiciFetch.exchange(transport, request, answered, failed)
     let cancel: (() => void) | undefined
