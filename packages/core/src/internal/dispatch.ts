@@ -361,6 +361,7 @@ export const dispatchCall = (
     } catch (defect) {
       callbacks.defect(defect)
     }
+    queue.pacer.poke()
   }
   disarm = queue.timeout.arm(sentAt, () => {
     if (finished) return
