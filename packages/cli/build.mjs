@@ -22,6 +22,24 @@ const esbuild = await import("esbuild").catch((error) => {
   process.exit(0)
 })
 
+// @effect/cli's option files (`Options.fileParse`: YAML, TOML, INI) are parsed by three CommonJS
+// packages that its `files` module imports at its top, so a bundle runs them at every start
+// even though prompto declares no such option. They are about 400 KB of the entry and a few MB
+// of every run's memory (issue 14's one-line run), so they are replaced here by a module that
+// says so if it is ever called
+const optionFileParsers = {
+  name: "no-option-file-parsers",
+  setup(build) {
+    build.onResolve({ filter: /^(yaml|toml|ini)$/ }, (args) =>
+      /@effect[\\/]cli[\\/]/.test(args.importer) ? { path: args.path, namespace: "no-option-file-parsers" } : undefined
+    )
+    build.onLoad({ filter: /.*/, namespace: "no-option-file-parsers" }, (args) => ({
+      contents: `export const parse = () => { throw new Error("prompto reads no ${args.path} option files") }`,
+      loader: "js"
+    }))
+  }
+}
+
 const result = await esbuild.build({
   entryPoints: { prompto: path.join(cliDir, "src/bin.ts") },
   bundle: true,
@@ -39,6 +57,7 @@ const result = await esbuild.build({
   external: ["tsx", "tsx/*", "lmdb", "@pydantic/genai-prices"],
   // bundled CommonJS dependencies call `require` for Node built-ins
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  plugins: [optionFileParsers],
   logLevel: "warning",
   write: false
 })

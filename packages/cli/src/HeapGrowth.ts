@@ -23,14 +23,27 @@ import * as v8 from "node:v8"
 export const budgetBytes = 64 * 1024 * 1024
 
 /**
- * Watches the heap every half second (an unreferenced timer: it keeps no process alive) and
- * sets V8's growing factor to 1.5 while the heap is above `budgetBytes`, and back to V8's own
- * when it is below. Returns how to stop watching.
+ * V8's own growth factor of the young generation, which `bin/launch.js` holds at 1 while the
+ * bundle loads (start-up memory) and `watch` restores.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const youngGenerationGrowth = 2
+
+/**
+ * Restores the young generation's growth (`youngGenerationGrowth`), then watches the heap every
+ * half second (an unreferenced timer: it keeps no process alive) and sets V8's growing factor
+ * to 1.5 while the heap is above `budgetBytes`, and back to V8's own when it is below. Returns
+ * how to stop watching.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const watch = (): () => void => {
+  if (!process.execArgv.some((flag) => flag.includes("semi-space"))) {
+    v8.setFlagsFromString(`--semi-space-growth-factor=${youngGenerationGrowth}`)
+  }
   if (process.execArgv.some((flag) => flag.includes("heap-growing-percent"))) return () => {}
   let held = false
   const timer = setInterval(() => {

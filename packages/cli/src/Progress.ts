@@ -71,7 +71,7 @@ export const etaMs = (queue: RunSummary.QueueStats): number | undefined => {
 }
 
 const rate = (qpm: number | undefined): string =>
-  qpm === undefined ? "-" : qpm >= 100 ? Math.round(qpm).toLocaleString("en-US") : qpm.toFixed(1)
+  qpm === undefined ? "-" : qpm >= 100 ? RunSummary.formatCount(qpm) : qpm.toFixed(1)
 
 /**
  * One queue's line, fitted to `columns`: the key, a bar as wide as the rest leaves room for (at

@@ -24,6 +24,7 @@ import { Clock, Effect } from "effect"
 import * as nodeFs from "node:fs"
 import * as Cost from "./Cost.js"
 import * as Experiment from "./Experiment.js"
+import * as NumberText from "./internal/numberText.js"
 import type { CompletedRecord } from "./PromptRecord.js"
 import type { ProviderRegistry } from "./Provider.js"
 import * as RequestPath from "./RequestPath.js"
@@ -236,7 +237,7 @@ export const make = <E = never, R = never>(
     } satisfies Estimate
   }))
 
-const thousands = (n: number): string => Math.round(n).toLocaleString("en-US")
+const thousands = (n: number): string => NumberText.grouped(n)
 
 const usd = (value: number | null): string =>
   value === null ? "unknown" : value === 0 ? "0" : value < 1 ? value.toPrecision(3) : value.toFixed(2)

@@ -7,6 +7,7 @@
  */
 import type { CompletedRecord } from "./PromptRecord.js"
 import type { SchedulerEvent } from "./Scheduler.js"
+import * as NumberText from "./internal/numberText.js"
 import { errorName } from "./RetryPolicy.js"
 
 /**
@@ -335,13 +336,7 @@ export const byModel = (stats: RunStats): ReadonlyArray<ModelUsage> =>
 
 const modelLabel = (usage: ModelUsage) => `${usage.api}/${usage.model}`
 
-// The number formats are made on first use: the first `Intl` object of a process loads ICU's
-// data, about 16 ms that would otherwise come before the first request of every run
-const lazyFormat = (options: Intl.NumberFormatOptions) => {
-  let format: Intl.NumberFormat | undefined
-  return (value: number) => (format ??= new Intl.NumberFormat("en-US", options)).format(value)
-}
-const dollars = (digits: number) => lazyFormat({ minimumFractionDigits: digits, maximumFractionDigits: digits })
+const dollars = (digits: number) => (value: number) => NumberText.grouped(value, digits)
 const sixDigits = dollars(6), fourDigits = dollars(4), twoDigits = dollars(2)
 
 // micro-dollars below $1, where runs of small models live; fewer digits once the sum is large
@@ -362,7 +357,15 @@ export const formatCost = (tally: UsageTally): string =>
     ? "unknown"
     : `${usd(tally.cost)} + unknown`
 
-const grouped = { format: lazyFormat({ maximumFractionDigits: 0 }) }
+/**
+ * A count as people read it: rounded, its thousands grouped with commas (`12,345`).
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const formatCount = (value: number): string => NumberText.grouped(value)
+
+const grouped = { format: formatCount }
 
 const sameTally = (a: UsageTally, b: UsageTally) =>
   a.requests === b.requests && a.cacheHits === b.cacheHits && a.inputTokens === b.inputTokens &&
