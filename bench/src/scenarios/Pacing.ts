@@ -50,26 +50,35 @@ const parts: ReadonlyArray<Part> = [
   { label: "100/s: ", n: 1_000, qpm: 6_000, model: "pace-100", windowMs: 1_000, busiestTarget: 101, rateTolerance: 0.01 }
 ]
 
-/** A bare reference client: how it sends, and how the table names it. */
+/** A bare reference client: how it sends and paces, and how the table names it. */
 interface Reference {
   readonly transport: BareSender.Transport
+  readonly pacing: "burst" | "bounded"
   readonly name: string
   /** The key of its figures in `results.json`. */
   readonly key: string
 }
 
 const references: ReadonlyArray<Reference> = [
-  { transport: "sdk", name: "reference (bare SDK client, bursts to catch up)", key: "reference" },
-  { transport: "undici-chat", name: "reference (bare undici, the machine's limit)", key: "undiciReference" }
+  { transport: "sdk", pacing: "burst", name: "reference (bare SDK client, bursts to catch up)", key: "reference" },
+  { transport: "undici-chat", pacing: "burst", name: "reference (bare undici, the machine's limit)", key: "undiciReference" },
+  // the same two under prompto's hard bound: what the bound leaves of the rate on this machine
+  { transport: "sdk", pacing: "bounded", name: "reference (bare SDK client, under the bound)", key: "boundedReference" },
+  {
+    transport: "undici-chat",
+    pacing: "bounded",
+    name: "reference (bare undici under the bound, the bound's limit)",
+    key: "boundedUndiciReference"
+  }
 ]
 
 /** A bare clock-paced client (`pacedClient.ts`) on the same endpoint: its requests as the server saw them. */
 const runReference = async (context: Context, part: Part, reference: Reference) => {
   await context.server.reset()
   const { child, report } = await Child.runClient(
-    `the paced reference client (${reference.transport})`,
+    `the paced reference client (${reference.transport}, ${reference.pacing})`,
     pacedClientScript,
-    [String(part.n), String(60_000 / part.qpm), part.model, reference.transport],
+    [String(part.n), String(60_000 / part.qpm), part.model, reference.transport, reference.pacing],
     Prompto.openAiEnv(context.server.url),
     120_000
   )

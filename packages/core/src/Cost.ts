@@ -165,8 +165,21 @@ const userPrice = (price: typeof ModelPrice.Type, tokens: Tokens): number => {
 // local models or of the `test` API never loads it. (The CLI's bundle leaves the package
 // external, as it does lmdb, and depends on it itself so that this resolves from the bundle.)
 let table: typeof GenaiPrices | undefined
-const calcPrice: typeof GenaiPrices.calcPrice = (...args) =>
-  (table ??= createRequire(import.meta.url)("@pydantic/genai-prices") as typeof GenaiPrices).calcPrice(...args)
+const loadTable = (): typeof GenaiPrices =>
+  table ??= createRequire(import.meta.url)("@pydantic/genai-prices") as typeof GenaiPrices
+const calcPrice: typeof GenaiPrices.calcPrice = (...args) => loadTable().calcPrice(...args)
+
+/**
+ * Loads the price table now when `api` is priced by it: for a queue's first line, before any
+ * of its sends. Loaded at the first answer instead, its 30 ms or so would stall every queue's
+ * sending just when the answers start (a lost slot for every interval of it at a high rate).
+ *
+ * @since 0.1.0
+ * @category pricing
+ */
+export const preload = (api: string): void => {
+  if (providerIds[api] !== undefined) loadTable()
+}
 
 // the models the table does not know, per provider: looking a model up scans the provider's
 // models (about 20 µs), and a run asks again for every answer of a model it does not know (a

@@ -12,6 +12,7 @@
  */
 import type { FileSystem } from "@effect/platform"
 import { Chunk, Deferred, Effect, Exit, FiberId, Option, Queue, type Scope, Stream } from "effect"
+import * as Cost from "./Cost.js"
 import * as ExperimentCheck from "./ExperimentCheck.js"
 import * as ExperimentFile from "./ExperimentFile.js"
 import * as ModelGrouping from "./internal/modelGrouping.js"
@@ -278,8 +279,12 @@ export const start = (file: string, options: {
             !(options.strategyByDefault === true && verdict.record.strategy === undefined)
           if (plain) queue.requests += left.length
           assignment.set(verdict.ordinal, index)
-          // a new queue is counted before its first line can be sent
-          if (queues.length > known) options.onProgress?.(plan)
+          // a new queue is counted, and the prices of its answers are ready, before its first
+          // line can be sent
+          if (queues.length > known) {
+            Cost.preload(verdict.record.api)
+            options.onProgress?.(plan)
+          }
           handTo(index, verdict.ordinal, left.map((sample) => (sample === undefined ? verdict.record : { ...verdict.record, sample })))
         }
       }

@@ -454,7 +454,7 @@ export const make = (): Provider.Provider => {
         : []
       // the SDK and the transport are loaded here, before the model's first send: an import
       // during the first sends would hold them while the pacer goes on granting slots
-      yield* Effect.ignore(Effect.zip(loadSdk, UndiciFetch.warmUp, { concurrent: true }))
+      yield* Effect.ignore(Effect.zip(loadSdk, UndiciFetch.warmUpForSdk, { concurrent: true }))
       return [...configuration, ...endpoint]
     })
   )

@@ -104,6 +104,23 @@ export const warmUp: Effect.Effect<void> = Effect.promise(async () => {
 })
 
 /**
+ * `warmUp`, and Node's own fetch classes loaded too, for a provider whose SDK builds its
+ * requests with them (`Headers`, `FormData`, `Blob`, `ReadableStream`; the answer handed back
+ * is a standard `Response`). Node loads them, with its own copy of undici, on their first use:
+ * about 10 ms that an SDK's first request spent before reaching the socket, while the requests
+ * after it were sent on time, so the first arrived bunched with the next two.
+ *
+ * @since 0.1.0
+ * @category transport
+ */
+export const warmUpForSdk: Effect.Effect<void> = Effect.zipRight(
+  Effect.sync(() => {
+    for (const name of ["Headers", "Response", "FormData", "Blob", "ReadableStream"] as const) void globalThis[name]
+  }),
+  warmUp
+)
+
+/**
  * An answer read whole: its status, headers and body.
  *
  * @since 0.1.0
