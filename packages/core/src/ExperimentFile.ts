@@ -10,6 +10,7 @@ import { parse as parseCsv } from "csv-parse"
 import { Effect, Either, Option, Schema, Stream } from "effect"
 import * as FileSystemError from "./internal/fileSystemError.js"
 import { kindOf, problemsOf, quoted } from "./internal/jsonLine.js"
+import * as PlainLine from "./internal/plainLine.js"
 import { type IdentifiedRecord, PromptRecord } from "./PromptRecord.js"
 import * as CsvFeed from "./internal/csvFeed.js"
 
@@ -388,6 +389,7 @@ export type Decoded =
 
 const decodeRecord = Schema.decodeUnknownEither(PromptRecord, { errors: "all" })
 
+
 /**
  * The id given to a record that has none.
  *
@@ -406,8 +408,10 @@ export const decode = (file: string, entry: RawEntry): Decoded => {
   if (entry.value === undefined || entry.problems.length > 0) {
     return { _tag: "Invalid", problems: entry.problems.map((problem) => ({ ...problem, file })) }
   }
-  const result = decodeRecord(entry.value)
-  if (Either.isLeft(result)) return { _tag: "Invalid", problems: problemsOf(file, entry.line, result.left) }
+  if (!PlainLine.isPlainLine(entry.value)) {
+    const result = decodeRecord(entry.value)
+    if (Either.isLeft(result)) return { _tag: "Invalid", problems: problemsOf(file, entry.line, result.left) }
+  }
   // the schema only checks (it transforms nothing): keep the original object and its key order
   const record = entry.value as PromptRecord
   if (record.id === undefined) {
