@@ -153,91 +153,112 @@ export const check = (
       warningCount += list.length
       for (const warning of list) if (warnings.length < maxListed) warnings.push(warning)
     }
-    yield* ExperimentFile.read(file).pipe(
-      Stream.runForEach((entry) =>
-        Effect.gen(function*() {
-          records++
-          if (options.yieldEvery !== undefined && records % options.yieldEvery === 0) yield* yieldToEventLoop
-          const decoded = ExperimentFile.decode(name, entry)
-          const lineProblems: Array<LineProblem> = []
-          if (decoded._tag === "Invalid") {
-            lineProblems.push(...decoded.problems)
-            lineProblems.push(...yield* undecodedProblems(registry, name, entry, decoded.problems))
-          } else {
-            const record = decoded.record
-            addWarnings(decoded.warnings)
-            // the samples of a repeated line share its id: (id, sample) is the key
-            const firstLine = ids.firstLineOrAdd(
-              record.sample === undefined ? record.id : `\u0000${JSON.stringify(record.id)}\u0000${record.sample}`,
-              entry.line
-            )
-            if (firstLine !== undefined) {
-              lineProblems.push({
-                file: name,
-                line: entry.line,
-                key: "id",
-                message: `duplicate id ${JSON.stringify(record.id)}${
-                  record.sample === undefined ? "" : ` with sample ${record.sample}`
-                } (first on line ${firstLine})`
-              })
-            }
-            apis.set(record.api, (apis.get(record.api) ?? 0) + 1)
-            const provider = registry.get(record.api)
-            if (provider === undefined) {
-              lineProblems.push({ file: name, line: entry.line, key: "api", message: missingProviderMessage(record.api, registry) })
-            } else {
-              for (const problem of yield* provider.check(record)) {
-                lineProblems.push({ file: name, line: entry.line, key: problem.key, message: problem.message })
-              }
-            }
-            const strategy = strategyOf(record)
-            if (strategy._tag === "Left") {
-              const message = strategy.left.message
-              const key = /^strategy[.\w ]*:/.test(message) ? message.slice(0, message.indexOf(":")) : "strategy"
-              lineProblems.push({ file: name, line: entry.line, key, message: message.slice(message.indexOf(":") + 1).trim() })
-            } else if (strategy.right !== undefined && provider !== undefined) {
-              // every other model the strategy sends to is checked as its provider would check it
-              const spec = record.strategy ?? options.strategies?.default
-              for (const use of StrategySpec.modelUses(spec, options.strategies ?? StrategySpec.defaultSetup)) {
-                // a prompt the strategy builds (an aggregate, a critique) is a text
-                const sub = Strategy.request(record, use.prompt === "line" ? record.prompt : "(built by the strategy)", use.model)
-                const sent = use.n === undefined ? sub : { ...sub, parameters: { ...sub.parameters, n: use.n } }
-                if (sent.api === record.api && sent.model_name === record.model_name && use.n === undefined &&
-                  sent.parameters === record.parameters && use.prompt === "line") continue
-                if (use.n !== undefined && !nChoiceApis.includes(sent.api)) {
-                  lineProblems.push({
-                    file: name,
-                    line: entry.line,
-                    key: `${use.key}.use_n`,
-                    message: `the ${sent.api} API does not answer n choices in one request (${nChoiceApis.join(", ")} do); ` +
-                      `leave out "use_n" to send each sample as its own request`
-                  })
-                }
-                const other = registry.get(sent.api)
-                if (other === undefined) {
-                  lineProblems.push({ file: name, line: entry.line, key: `${use.key}.api`, message: missingProviderMessage(sent.api, registry) })
-                  continue
-                }
-                for (const problem of yield* other.check(sent)) {
-                  lineProblems.push({
-                    file: name,
-                    line: entry.line,
-                    key: `${use.key}.${problem.key}`,
-                    message: `${sent.api} model "${sent.model_name}": ${problem.message}`
-                  })
-                }
-              }
-            }
-            if (lineProblems.length === 0) {
-              options.onEntry?.({ _tag: "Valid", ordinal: entry.ordinal, record })
-              return
-            }
+    // the problems of a line's strategy: every other model it sends to, checked as its provider would check it
+    const strategyProblems = (entry: ExperimentFile.RawEntry, record: IdentifiedRecord) =>
+      Effect.gen(function*() {
+        const lineProblems: Array<LineProblem> = []
+        const spec = record.strategy ?? options.strategies?.default
+        for (const use of StrategySpec.modelUses(spec, options.strategies ?? StrategySpec.defaultSetup)) {
+          // a prompt the strategy builds (an aggregate, a critique) is a text
+          const sub = Strategy.request(record, use.prompt === "line" ? record.prompt : "(built by the strategy)", use.model)
+          const sent = use.n === undefined ? sub : { ...sub, parameters: { ...sub.parameters, n: use.n } }
+          if (sent.api === record.api && sent.model_name === record.model_name && use.n === undefined &&
+            sent.parameters === record.parameters && use.prompt === "line") continue
+          if (use.n !== undefined && !nChoiceApis.includes(sent.api)) {
+            lineProblems.push({
+              file: name,
+              line: entry.line,
+              key: `${use.key}.use_n`,
+              message: `the ${sent.api} API does not answer n choices in one request (${nChoiceApis.join(", ")} do); ` +
+                `leave out "use_n" to send each sample as its own request`
+            })
           }
-          invalidRecords++
-          addProblems(lineProblems)
-          options.onEntry?.({ _tag: "Invalid", ordinal: entry.ordinal, entry, problems: lineProblems })
-        })
+          const other = registry.get(sent.api)
+          if (other === undefined) {
+            lineProblems.push({ file: name, line: entry.line, key: `${use.key}.api`, message: missingProviderMessage(sent.api, registry) })
+            continue
+          }
+          for (const problem of yield* other.check(sent)) {
+            lineProblems.push({
+              file: name,
+              line: entry.line,
+              key: `${use.key}.${problem.key}`,
+              message: `${sent.api} model "${sent.model_name}": ${problem.message}`
+            })
+          }
+        }
+        return lineProblems
+      })
+    const finish = (entry: ExperimentFile.RawEntry, record: IdentifiedRecord | undefined, lineProblems: ReadonlyArray<LineProblem>) => {
+      if (record !== undefined && lineProblems.length === 0) {
+        options.onEntry?.({ _tag: "Valid", ordinal: entry.ordinal, record })
+        return
+      }
+      invalidRecords++
+      addProblems(lineProblems)
+      options.onEntry?.({ _tag: "Invalid", ordinal: entry.ordinal, entry, problems: lineProblems })
+    }
+    // one line: plain code and the few effects the line needs (its provider's check, and a
+    // strategy's or an undecoded line's), chained without a generator: once a line, a generator's
+    // steps were a fifth of the check pass's CPU (issue 14)
+    const checkEntry = (entry: ExperimentFile.RawEntry): Effect.Effect<void> => {
+      const decoded = ExperimentFile.decode(name, entry)
+      if (decoded._tag === "Invalid") {
+        return Effect.map(
+          undecodedProblems(registry, name, entry, decoded.problems),
+          (more) => finish(entry, undefined, [...decoded.problems, ...more])
+        )
+      }
+      const record = decoded.record
+      const lineProblems: Array<LineProblem> = []
+      addWarnings(decoded.warnings)
+      // the samples of a repeated line share its id: (id, sample) is the key
+      const firstLine = ids.firstLineOrAdd(
+        record.sample === undefined ? record.id : `\u0000${JSON.stringify(record.id)}\u0000${record.sample}`,
+        entry.line
       )
+      if (firstLine !== undefined) {
+        lineProblems.push({
+          file: name,
+          line: entry.line,
+          key: "id",
+          message: `duplicate id ${JSON.stringify(record.id)}${
+            record.sample === undefined ? "" : ` with sample ${record.sample}`
+          } (first on line ${firstLine})`
+        })
+      }
+      apis.set(record.api, (apis.get(record.api) ?? 0) + 1)
+      const provider = registry.get(record.api)
+      if (provider === undefined) {
+        lineProblems.push({ file: name, line: entry.line, key: "api", message: missingProviderMessage(record.api, registry) })
+      }
+      const strategy = strategyOf(record)
+      const withStrategy = (): Effect.Effect<void> => {
+        if (strategy._tag === "Left") {
+          const message = strategy.left.message
+          const key = /^strategy[.\w ]*:/.test(message) ? message.slice(0, message.indexOf(":")) : "strategy"
+          lineProblems.push({ file: name, line: entry.line, key, message: message.slice(message.indexOf(":") + 1).trim() })
+        } else if (strategy.right !== undefined && provider !== undefined) {
+          return Effect.map(strategyProblems(entry, record), (more) => finish(entry, record, [...lineProblems, ...more]))
+        }
+        finish(entry, record, lineProblems)
+        return Effect.void
+      }
+      if (provider === undefined) return withStrategy()
+      return Effect.flatMap(provider.check(record), (found) => {
+        for (const problem of found) {
+          lineProblems.push({ file: name, line: entry.line, key: problem.key, message: problem.message })
+        }
+        return withStrategy()
+      })
+    }
+    yield* ExperimentFile.read(file).pipe(
+      Stream.runForEach((entry) => {
+        records++
+        return options.yieldEvery !== undefined && records % options.yieldEvery === 0
+          ? Effect.zipRight(yieldToEventLoop, Effect.suspend(() => checkEntry(entry)))
+          : checkEntry(entry)
+      })
     )
     if (records === 0) {
       addProblems([{ file: name, line: 0, message: "the file holds no prompts" }])

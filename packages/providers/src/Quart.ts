@@ -93,14 +93,12 @@ export const make: Effect.Effect<Provider.Provider> = Effect.sync(() => {
   const endpointOf = HttpJson.endpointOf(endpointVariable, generateUrl)
   const endpointProblemsOf = HttpJson.endpointProblemsOf(endpointVariable, generateUrl)
 
-  const check = (record: PromptRecord.PromptRecord): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> =>
-    Effect.gen(function*() {
-      const problems: Array<Provider.RecordProblem> = []
-      const prompt = promptProblem(record.prompt)
-      if (prompt !== undefined) problems.push({ key: "prompt", message: prompt })
-      problems.push(...(yield* endpointProblemsOf(record.model_name)))
-      return problems
-    })
+  // once a line of the file: no generator (a check pass's steps, issue 14)
+  const check = (record: PromptRecord.PromptRecord): Effect.Effect<ReadonlyArray<Provider.RecordProblem>> => {
+    const prompt = promptProblem(record.prompt)
+    const endpoint = endpointProblemsOf(record.model_name)
+    return prompt === undefined ? endpoint : Effect.map(endpoint, (problems) => [{ key: "prompt", message: prompt }, ...problems])
+  }
 
   // what `query` does before its wait, and the wait as a plain call (the run's hot path)
   const prepare = (record: PromptRecord.IdentifiedRecord): Effect.Effect<Provider.Call, ProviderError.ProviderError> => {
