@@ -818,8 +818,11 @@ const sendLines = (
         const merged = Stream.merge(invalid, lines)
         const results = options.flattenChoices === true ? Stream.mapConcat(merged, Choices.flatten) : merged
         const out = options.stages === undefined ? results : applyStage(results, options.stages)
+        // the services are given to the whole run of the stream, once: given to the stream, they
+        // were given again at every pull, about once an answer (a context merged, a fiber ref
+        // set and restored)
         yield* stop.withGrace(
-          Stream.runForEachChunk(withServices(out), (chunk) => {
+          Effect.provide(Stream.runForEachChunk(out, (chunk) => {
             const lines: Array<string> = []
             const answers: Array<Effect.Effect<void>> = []
             let whole = 0
@@ -836,7 +839,7 @@ const sendLines = (
               completed.write(lines),
               Effect.zipRight(Effect.all(answers, { discard: true }), Effect.sync(() => (written += whole)))
             )
-          }),
+          }), path.services),
           graceOver
         )
       })
