@@ -22,6 +22,7 @@
  */
 import { Cause, Clock, Context, Effect, Either, type Fiber, FiberRef, Layer, Runtime, type Scope } from "effect"
 import * as Dispatch from "./internal/dispatch.js"
+import * as Pacer from "./internal/pacer.js"
 import * as RequestTimeout from "./internal/requestTimeout.js"
 import type { CompletedRecord, IdentifiedRecord } from "./PromptRecord.js"
 import * as Provider from "./Provider.js"
@@ -317,11 +318,11 @@ export const make = (
           const ticket = request.ticket
           const first = ticket !== undefined && ticket.state === 0
           if (first) ticket.state = 1
-          return Effect.map(ticket === undefined || ticket.state === 2 ? pacer.takeUrgent : pacer.take, () => {
+          const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+          const go = (): void => {
             if (first) ticket.admitted()
             // a request admitted after a stop is not sent
             if (stopping()) return job.done(abandoned(record))
-            const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
             const sentAt = clock.unsafeCurrentTimeMillis()
             emitNow?.({ _tag: "Sent", queue: target.key, id: record.id, attempt: 1, at: sentAt })
             job.track(Dispatch.dispatchCall(record, queue, call, sentAt, clock, options, {
@@ -331,7 +332,13 @@ export const make = (
               failed: (error) => fork(Dispatch.dispatch(record, queue, options, registry, emit, { error, sentAt })),
               defect: (defect) => job.defect(Cause.die(defect))
             }))
-          })
+          }
+          // a slot due now (with no rate limit, every one) is taken without an effect
+          if (pacer.claimNow(Pacer.preciseNow(clock))) {
+            go()
+            return Effect.void
+          }
+          return Effect.map(ticket === undefined || ticket.state === 2 ? pacer.takeUrgent : pacer.take, go)
         }
         // a record `prepare` fails on or gives no call for is sent by `send`, which meets the
         // same failure (or the provider's other way) in its place

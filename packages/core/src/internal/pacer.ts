@@ -164,11 +164,16 @@ const liveClock = Clock.make()
  * high-resolution time since the epoch; any other clock (a test's `TestClock`, whose instants
  * may have fractions already) is read as it is.
  */
-const preciseMillis: Effect.Effect<number> = Effect.clockWith((clock) =>
-  clock.constructor === liveClock.constructor
-    ? Effect.map(clock.currentTimeNanos, (nanos) => Number(nanos) / 1_000_000)
-    : clock.currentTimeMillis
-)
+const preciseMillis: Effect.Effect<number> = Effect.clockWith((clock) => Effect.sync(() => preciseNow(clock)))
+
+/**
+ * `clock`'s time as the pacer reads it, at once: in milliseconds with their fraction (see above).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const preciseNow = (clock: Clock.Clock): number =>
+  clock.constructor === liveClock.constructor ? Number(clock.unsafeCurrentTimeNanos()) / 1_000_000 : clock.unsafeCurrentTimeMillis()
 
 /**
  * How close to a slot the live clock's wait stops relying on a timer (see `waitForSlot`).
@@ -565,6 +570,12 @@ export interface Pacer {
   /** `take` ahead of every caller waiting in `take` (retries, later steps of a line). */
   readonly takeUrgent: Effect.Effect<void>
   /**
+   * `take` at once, outside any fiber, at `now` (`preciseNow`): true when a slot was due and no
+   * caller was waiting (or the pacer was released), and so was taken; false leaves everything
+   * as it was, for `take`.
+   */
+  readonly claimNow: (now: number) => boolean
+  /**
    * Lets every caller waiting for a slot go at once, and every later one too: for a stop, where
    * the callers only want to learn that they will not be sent.
    */
@@ -794,6 +805,7 @@ export const make = (
           line.push(waiter)
           return Effect.zipRight(Queue.offer(signal, undefined), Deferred.await(waiter))
         }))
+    const claimNow = (now: number): boolean => released || claimDue(now)
     const take = takeFrom(normal)
     const takeUrgent = takeFrom(urgent)
     const release = Effect.suspend(() => {
@@ -867,6 +879,7 @@ export const make = (
     return {
       take,
       takeUrgent,
+      claimNow,
       release,
       pause,
       pauseFor,
