@@ -246,7 +246,15 @@ const plainBody = (body: unknown): body is Body =>
 
 const plainHeaders = (headers: RequestInit["headers"]): Record<string, string> => {
   if (headers === undefined) return {}
-  if (headers instanceof Headers || Array.isArray(headers)) return Object.fromEntries(headers)
+  if (headers instanceof Headers) {
+    // `forEach` rather than the iterator `Object.fromEntries` takes: once a request, about half the cost
+    const plain: Record<string, string> = {}
+    headers.forEach((value, key) => {
+      plain[key] = value
+    })
+    return plain
+  }
+  if (Array.isArray(headers)) return Object.fromEntries(headers)
   return headers as Record<string, string>
 }
 

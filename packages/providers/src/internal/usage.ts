@@ -74,21 +74,22 @@ export const make = (counts: { readonly [K in keyof Usage]-?: number | undefined
  * @category combinators
  */
 export const sum = (usages: ReadonlyArray<Usage | undefined>): Usage | undefined => {
-  const reported = usages.filter((usage) => usage !== undefined)
-  if (reported.length === 0) return undefined
-  const total = (key: keyof Usage): number | undefined => {
-    const values = reported.flatMap((usage) => {
-      const value = usage[key]
-      return value === undefined ? [] : [value]
-    })
-    return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0)
+  // plain loops: this runs once an answer, and the arrays of the obvious version were most of
+  // its cost (about 2 µs an answer, issue 14)
+  if (!usages.some((usage) => usage !== undefined)) return undefined
+  const counts: { -readonly [K in keyof Usage]-?: number | undefined } = {
+    prompt_tokens: undefined,
+    completion_tokens: undefined,
+    total_tokens: undefined,
+    cached_tokens: undefined,
+    cache_write_tokens: undefined,
+    reasoning_tokens: undefined
   }
-  return make({
-    prompt_tokens: total("prompt_tokens"),
-    completion_tokens: total("completion_tokens"),
-    total_tokens: total("total_tokens"),
-    cached_tokens: total("cached_tokens"),
-    cache_write_tokens: total("cache_write_tokens"),
-    reasoning_tokens: total("reasoning_tokens")
-  })
+  for (const key of keys) {
+    for (const usage of usages) {
+      const value = usage?.[key]
+      if (value !== undefined) counts[key] = (counts[key] ?? 0) + value
+    }
+  }
+  return make(counts)
 }
