@@ -178,7 +178,12 @@ const calcPrice: typeof GenaiPrices.calcPrice = (...args) => loadTable().calcPri
  * @category pricing
  */
 export const preload = (api: string): void => {
-  if (providerIds[api] !== undefined) loadTable()
+  if (providerIds[api] === undefined) return
+  try {
+    loadTable()
+  } catch {
+    // a table that cannot be loaded prices nothing: the answers' costs say so (`tablePrice`)
+  }
 }
 
 // the models the table does not know, per provider: looking a model up scans the provider's
