@@ -507,11 +507,15 @@ export const make = (spec: Spec): Provider.Provider => {
   // missing model-specific variable is an error object with a stack trace): once per model
   const clientOf = ModelConfig.perModel((modelName) => Effect.flatMap(spec.connect(modelName), clientFor))
   // the SDK, the transport and the model's client are made by the model's first check, before
-  // its first send: made by the first send, they held it (18 ms of 20 on loopback) while the
-  // pacer went on granting slots, so it reached the API bunched with the next two
+  // its first send, and the client builds one request (`buildRequest` sends nothing): done by
+  // the first send, this held it (18 ms of 20 on loopback) while the pacer went on granting
+  // slots, so it reached the API bunched with the next two
   const configProblemsOf = ModelConfig.perModel((modelName) =>
     Effect.zipLeft(spec.checkConfig(modelName), Effect.zip(loadSdk, UndiciFetch.warmUpForSdk, { concurrent: true })).pipe(
-      Effect.tap((problems) => problems.length === 0 ? Effect.ignore(clientOf(modelName)) : Effect.void)
+      Effect.tap((problems) =>
+        problems.length > 0 ? Effect.void : Effect.ignore(Effect.flatMap(clientOf(modelName), (client) =>
+          Effect.tryPromise(() => client.buildRequest({ method: "post", path: "/chat/completions", body: { model: modelName } }))))
+      )
     )
   )
   const clientFor = (connection: Connection): Effect.Effect<OpenAI, ProviderError.PermanentError> =>
