@@ -17,6 +17,7 @@
  * prints `{"n", "elapsedMs", "failed"}`.
  */
 import * as Pacer from "../../packages/core/src/internal/pacer.js"
+import * as PreciseWait from "../../packages/core/src/internal/preciseWait.js"
 import * as BareSender from "./BareSender.js"
 
 /** How a reference client paces its sends (see above). */
@@ -58,10 +59,10 @@ await new Promise<void>((resolve) => {
   const next = () => {
     wait = undefined
     if (sent >= n) return
-    const now = Pacer.nodeEventLoop.now()
+    const now = PreciseWait.nodeEventLoop.now()
     const at = Math.max(started + sent * intervalMs, bound.earliest())
     if (at > now) {
-      wait = Pacer.pollUntil(at, Pacer.nodeEventLoop, next)
+      wait = PreciseWait.pollUntil(at, PreciseWait.nodeEventLoop, next)
       return
     }
     bound.record(now, intervalMs)

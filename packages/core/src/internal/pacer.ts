@@ -28,6 +28,7 @@ import { Clock, Deferred, Duration, Effect, Queue, Random, Schedule, type Scope 
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
 import * as TokenBudget from "../TokenBudget.js"
+import * as PreciseWait from "./preciseWait.js"
 
 /**
  * The longest lag that is caught up; a longer one restarts the grid.
@@ -176,15 +177,8 @@ export const preciseNow = (clock: Clock.Clock): number =>
   clock.constructor === liveClock.constructor ? Number(clock.unsafeCurrentTimeNanos()) / 1_000_000 : clock.unsafeCurrentTimeMillis()
 
 /**
- * How close to a slot the live clock's wait stops relying on a timer (see `waitForSlot`).
- *
- * @since 0.1.0
- * @category constants
- */
-export const pollWithinMs = 2
-
-/**
- * The intervals short enough for that: below this, a timer's lateness costs slots.
+ * The intervals short enough for a wait that polls the event loop (see `waitForSlot`): below
+ * this, a timer's lateness costs slots.
  *
  * @since 0.1.0
  * @category constants
@@ -192,80 +186,9 @@ export const pollWithinMs = 2
 export const pollBelowIntervalMs = 4
 
 /**
- * What a polling wait runs on: a clock in milliseconds and the event loop's two callbacks, a
- * timer and the next turn (`setImmediate`); each returns how to cancel it.
- *
- * @since 0.1.0
- * @category models
- */
-export interface EventLoop {
-  readonly now: () => number
-  readonly timer: (callback: () => void, ms: number) => () => void
-  readonly nextTurn: (callback: () => void) => () => void
-}
-
-/**
- * Node's event loop and `performance.now()`.
- *
- * @since 0.1.0
- * @category constants
- */
-export const nodeEventLoop: EventLoop = {
-  now: () => performance.now(),
-  timer: (callback, ms) => {
-    const handle = setTimeout(callback, ms)
-    return () => clearTimeout(handle)
-  },
-  nextTurn: (callback) => {
-    const handle = setImmediate(callback)
-    return () => clearImmediate(handle)
-  }
-}
-
-/**
- * Waits until `until` on `loop`, then calls `done` once: a timer up to `pollWithinMs` before,
- * then a check at every turn of the event loop. `poke` checks at once (between two turns: an
- * answer's callback); `cancel` ends the wait without calling `done`.
- *
- * @since 0.1.0
- * @category utils
- */
-export const pollUntil = (
-  until: number,
-  loop: EventLoop,
-  done: () => void
-): { readonly poke: () => void; readonly cancel: () => void } => {
-  let planned: (() => void) | undefined
-  let over = false
-  const cancel = () => {
-    over = true
-    planned?.()
-    planned = undefined
-  }
-  // the time left, the wait over when none is
-  const check = (): number => {
-    if (over) return 0
-    const left = until - loop.now()
-    if (left <= 0) {
-      cancel()
-      done()
-    }
-    return left
-  }
-  const plan = () => {
-    planned = undefined
-    const left = check()
-    if (left <= 0) return
-    planned = left > pollWithinMs ? loop.timer(plan, left - pollWithinMs) : loop.nextTurn(plan)
-  }
-  plan()
-  return { poke: () => void check(), cancel }
-}
-
-/**
  * Waits `ms` for a slot of a queue whose interval is `intervalMs`. On the live clock at a short
- * interval, the last `pollWithinMs` are waited by polling the event loop (`pollUntil`) instead of
- * a timer: Node's timers count whole milliseconds and fire up to 2 ms late, and under the hard
+ * interval, the last `pollWithinMs` are waited by polling the event loop (`PreciseWait`) instead
+ * of a timer: Node's timers count whole milliseconds and fire up to 2 ms late, and under the hard
  * bound (one missed slot made up, no more) a wake 2 intervals late loses a slot. At a
  * millisecond's interval that lost about 8 % of the slots even for a bare undici client, and
  * polling brought it to about 2 %. Polling spends the idle CPU of those last milliseconds, so
@@ -278,7 +201,7 @@ const waitForSlot = (ms: number, intervalMs: number, waiting: { poke: (() => voi
       clock.constructor !== liveClock.constructor
         ? Effect.sleep(ms)
         : Effect.async<void>((resume) => {
-          const wait = pollUntil(nodeEventLoop.now() + ms, nodeEventLoop, () => {
+          const wait = PreciseWait.pollUntil(PreciseWait.nodeEventLoop.now() + ms, PreciseWait.nodeEventLoop, () => {
             waiting.poke = undefined
             resume(Effect.void)
           })
