@@ -19,6 +19,10 @@ beforeAll(async () => {
         response.writeHead(204).end()
       } else if (request.url === "/hang") {
         // never answers
+      } else if (request.url === "/text") {
+        response.writeHead(200, { "content-type": "text/plain" }).end("plain")
+      } else if (request.url === "/bad") {
+        response.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: "no" }))
       } else {
         response.writeHead(201, { "content-type": "application/json", "set-cookie": ["a=1", "b=2"], "x-id": "42" })
         response.end(JSON.stringify({ method: request.method, body }))
@@ -48,6 +52,23 @@ describe("undiciFetch", () => {
     const request = seen.at(-1)!
     expect(request.headers.authorization).toBe("Bearer k")
     expect(request.headers["content-type"]).toBe("application/json")
+  })
+
+  it("a JSON answer reads as a Response does: json, text, arrayBuffer, clone; other answers are Node's Response", async () => {
+    const response = await UndiciFetch.fetch(`${base}/echo`, { method: "POST", body: "x" })
+    const expected = { method: "POST", body: "x" }
+    expect(response.url).toBe(`${base}/echo`)
+    expect(response.headers.get("content-type")).toBe("application/json")
+    expect(JSON.parse(await response.clone().text())).toEqual(expected)
+    expect(JSON.parse(Buffer.from(await response.clone().arrayBuffer()).toString("utf8"))).toEqual(expected)
+    expect(await response.json()).toEqual(expected)
+    const text = await UndiciFetch.fetch(`${base}/text`)
+    expect(text).toBeInstanceOf(Response)
+    expect(await text.text()).toBe("plain")
+    const bad = await UndiciFetch.fetch(`${base}/bad`)
+    expect(bad).toBeInstanceOf(Response)
+    expect(bad.ok).toBe(false)
+    expect(await bad.json()).toEqual({ error: "no" })
   })
 
   it("takes headers as a plain object or a list of pairs", async () => {
