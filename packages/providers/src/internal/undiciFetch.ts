@@ -8,7 +8,8 @@
  * lists, body cloning), more than everything else prompto does for a request; through undici's
  * `request` the same SDK call cost about 160 µs, and less through `dispatch`, so a run sends
  * about twice as many requests a second from one core. The SDKs only ever send a whole body and read a whole answer here
- * (no streaming), so the answer is read whole and handed over as a standard `Response`.
+ * (no streaming), so the answer is read whole and handed over as a `Response` (a successful
+ * JSON one as the part of it the SDKs read, without a body stream: `jsonAnswer`).
  * Anything this does not cover (a `Request` object, a streamed or form body) goes to the
  * global `fetch` unchanged.
  *
@@ -106,7 +107,7 @@ export const warmUp: Effect.Effect<void> = Effect.promise(async () => {
 /**
  * `warmUp`, and Node's own fetch classes loaded too, for a provider whose SDK builds its
  * requests with them (`Headers`, `FormData`, `Blob`, `ReadableStream`; the answer handed back
- * is a standard `Response`). Node loads them, with its own copy of undici, on their first use:
+ * is a `Response`, or reads as one). Node loads them, with its own copy of undici, on their first use:
  * about 10 ms that an SDK's first request spent before reaching the socket, while the requests
  * after it were sent on time, so the first arrived bunched with the next two.
  *
