@@ -405,6 +405,18 @@ const loadSdk: Effect.Effect<typeof AnthropicSdk, ProviderError.PermanentError> 
     })
 })
 
+/** One message request through a copy of `client` that refuses it (`UndiciFetch.refusingFetch`): nothing reaches the API. */
+const rehearse = (client: Anthropic, model: string): Effect.Effect<void> =>
+  Effect.promise(() =>
+    Promise.resolve()
+      .then(() =>
+        client.withOptions({ fetch: UndiciFetch.refusingFetch, maxRetries: 0, logLevel: "off" }).messages
+          .create({ model, max_tokens: 1, messages: [{ role: "user", content: "" }] })
+          .withResponse()
+      )
+      .then(() => undefined, () => undefined)
+  )
+
 /**
  * Makes an Anthropic provider. Configuration is read per record, so making it never fails; each
  * instance keeps one SDK client per (key, endpoint), with SDK retries off and the SDK timeout out
@@ -453,9 +465,12 @@ export const make = (): Provider.Provider => {
         ? [{ key: "api", message: invalidBaseUrl(baseUrlVariable, modelName) }]
         : []
       // the SDK and the transport are loaded here, before the model's first send: an import
-      // during the first sends would hold them while the pacer goes on granting slots
+      // during the first sends would hold them while the pacer goes on granting slots; and the
+      // SDK's request path runs once, refused before anything is sent (`rehearse`)
       yield* Effect.ignore(Effect.zip(loadSdk, UndiciFetch.warmUpForSdk, { concurrent: true }))
-      return [...configuration, ...endpoint]
+      const problems = [...configuration, ...endpoint]
+      if (problems.length === 0) yield* Effect.ignore(Effect.flatMap(clientOf(modelName), (client) => rehearse(client, modelName)))
+      return problems
     })
   )
   const clientOf = ModelConfig.perModel((modelName) => Effect.flatMap(loadSdk, (sdk) => clientFor(sdk, modelName)))

@@ -494,6 +494,18 @@ const toResponse = (
   }
 }
 
+/** One chat request through a copy of `client` that refuses it (`UndiciFetch.refusingFetch`): nothing reaches the API. */
+const rehearse = (client: OpenAI, model: string): Effect.Effect<void> =>
+  Effect.promise(() =>
+    Promise.resolve()
+      .then(() =>
+        client.withOptions({ fetch: UndiciFetch.refusingFetch, maxRetries: 0, logLevel: "off" }).chat.completions
+          .create({ model, messages: [{ role: "user", content: "" }] })
+          .withResponse()
+      )
+      .then(() => undefined, () => undefined)
+  )
+
 /**
  * Builds a provider for one API of the family. Clients are created on first use per
  * (api, key, endpoint) and reused by every later record with the same connection.
@@ -507,14 +519,13 @@ export const make = (spec: Spec): Provider.Provider => {
   // missing model-specific variable is an error object with a stack trace): once per model
   const clientOf = ModelConfig.perModel((modelName) => Effect.flatMap(spec.connect(modelName), clientFor))
   // the SDK, the transport and the model's client are made by the model's first check, before
-  // its first send, and the client builds one request (`buildRequest` sends nothing): done by
-  // the first send, this held it (18 ms of 20 on loopback) while the pacer went on granting
-  // slots, so it reached the API bunched with the next two
+  // its first send, and the SDK's request path runs once (`rehearse`, which sends nothing):
+  // done by the first send, this held it (18 ms of 20 on loopback) while the pacer went on
+  // granting slots, so it reached the API bunched with the next two
   const configProblemsOf = ModelConfig.perModel((modelName) =>
     Effect.zipLeft(spec.checkConfig(modelName), Effect.zip(loadSdk, UndiciFetch.warmUpForSdk, { concurrent: true })).pipe(
       Effect.tap((problems) =>
-        problems.length > 0 ? Effect.void : Effect.ignore(Effect.flatMap(clientOf(modelName), (client) =>
-          Effect.tryPromise(() => client.buildRequest({ method: "post", path: "/chat/completions", body: { model: modelName } }))))
+        problems.length > 0 ? Effect.void : Effect.ignore(Effect.flatMap(clientOf(modelName), (client) => rehearse(client, modelName)))
       )
     )
   )
