@@ -63,6 +63,22 @@ describe("bench figures", () => {
     expect(Figures.median([])).toBeNaN()
   })
 
+  it("combineRuns takes each figure's median and range over the runs, and a missing run makes it NaN", () => {
+    const combined = Figures.combineRuns([
+      [{ name: "rate", measured: 0.9 }, { name: "burst", measured: 103 }],
+      [{ name: "rate", measured: 0.92 }, { name: "burst", measured: 121 }],
+      [{ name: "burst", measured: 111 }, { name: "rate", measured: 0.91 }, { name: "late", measured: 5 }]
+    ])
+    expect(combined.map((figure) => figure.name)).toEqual(["rate", "burst", "late"])
+    expect(combined[0]).toMatchObject({ median: 0.91, low: 0.9, high: 0.92, runs: [0.9, 0.92, 0.91] })
+    expect(combined[1]).toMatchObject({ median: 111, low: 103, high: 121 })
+    // measured in one run of three: not passed on that run's word
+    expect(combined[2]!.median).toBeNaN()
+    expect(combined[2]).toMatchObject({ low: 5, high: 5 })
+    expect(Figures.verdict(combined[2]!.median, Figures.atMost(10))).toBe("miss")
+    expect(Figures.combineRuns([[{ name: "x", measured: Number.NaN }]])[0]).toMatchObject({ low: Number.NaN })
+  })
+
   it("verdict holds a figure to its target, and NaN always misses", () => {
     expect(Figures.verdict(1.05, Figures.atMost(1.05))).toBe("pass")
     expect(Figures.verdict(1.051, Figures.atMost(1.05))).toBe("miss")

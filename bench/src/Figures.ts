@@ -122,6 +122,44 @@ export const median = (values: ReadonlyArray<number>): number => {
 }
 
 /**
+ * One figure over repeated runs of a scenario: the median, which the verdict is taken on, and
+ * the lowest and highest of the runs, so the table shows how much the figure moved.
+ */
+export interface Combined {
+  readonly name: string
+  readonly median: number
+  readonly low: number
+  readonly high: number
+  readonly runs: ReadonlyArray<number>
+}
+
+/**
+ * Combines the figures of repeated runs of one scenario, name by name, in the order of the
+ * first run that has each name. A run that did not report a figure counts as `NaN` for it, and
+ * a `NaN` anywhere makes the median `NaN` (so it misses): a figure that could not be measured
+ * in one run is not passed on the others' word.
+ */
+export const combineRuns = (
+  runs: ReadonlyArray<ReadonlyArray<{ readonly name: string; readonly measured: number }>>
+): ReadonlyArray<Combined> => {
+  const names: Array<string> = []
+  for (const run of runs) {
+    for (const { name } of run) if (!names.includes(name)) names.push(name)
+  }
+  return names.map((name) => {
+    const values = runs.map((run) => run.find((figure) => figure.name === name)?.measured ?? Number.NaN)
+    const finite = values.filter(Number.isFinite)
+    return {
+      name,
+      median: finite.length === values.length ? median(values) : Number.NaN,
+      low: finite.length === 0 ? Number.NaN : Math.min(...finite),
+      high: finite.length === 0 ? Number.NaN : Math.max(...finite),
+      runs: values
+    }
+  })
+}
+
+/**
  * A target a figure is held to: at most, at least, or within a relative tolerance of a value.
  */
 export type Target =

@@ -5,8 +5,9 @@
  *
  * Flags: `--only 1,3` (a subset), `--quick` (smaller sizes, for development), `--scale <x>`
  * (scenario 2's time scale, default 0.2, or 0.05 with `--quick`; 1 is the paper's real
- * latencies), `--keep` (keep the
- * temporary folders), `--out <file>` (default `bench/results.json`). `PROMPTO_BENCH_CLI=<path
+ * latencies), `--repeat <n>` (run the selected scenarios n times, round by round, and hold each
+ * figure's median to its target), `--keep` (keep the temporary folders), `--out <file>` (default
+ * `bench/results.json`). `PROMPTO_BENCH_CLI=<path
  * to another build's bin/prompto.js>` measures that build instead of this checkout's.
  */
 import * as fs from "node:fs"
@@ -39,13 +40,15 @@ const scenarios: ReadonlyArray<Scenario> = [
   FirstRequest.scenario
 ]
 
-const usage = `usage: pnpm bench [--only 1,3] [--quick] [--scale 0.2] [--keep] [--out bench/results.json]`
+const usage =
+  `usage: pnpm bench [--only 1,3] [--quick] [--scale 0.2] [--repeat 3] [--keep] [--out bench/results.json]`
 
 const { values } = parseArgs({
   options: {
     only: { type: "string" },
     quick: { type: "boolean", default: false },
     scale: { type: "string" },
+    repeat: { type: "string", default: "1" },
     keep: { type: "boolean", default: false },
     out: { type: "string", default: path.join(benchDir, "results.json") },
     help: { type: "boolean", short: "h", default: false }
@@ -60,15 +63,25 @@ const only = values.only === undefined
   : values.only.split(",").map((id) => Number(id.trim()))
 const unknown = only.filter((id) => !scenarios.some((scenario) => scenario.id === id))
 const scale = Number(values.scale ?? (values.quick ? "0.05" : "0.2"))
-if (unknown.length > 0 || !(scale > 0)) {
-  console.error(unknown.length > 0 ? `unknown scenario: ${unknown.join(", ")}` : `--scale must be a positive number`)
+const repeat = Number(values.repeat)
+const problem = unknown.length > 0
+  ? `unknown scenario: ${unknown.join(", ")}`
+  : !(scale > 0)
+  ? `--scale must be a positive number`
+  : !(Number.isInteger(repeat) && repeat >= 1)
+  ? `--repeat must be a whole number, 1 or more`
+  : undefined
+if (problem !== undefined) {
+  console.error(problem)
   console.error(usage)
   process.exit(2)
 }
 
-/** One scenario's entry in results.json. */
+/** One run of one scenario, as results.json keeps it. */
 interface ScenarioRecord {
   readonly id: number
+  /** Which round of `--repeat` (1 for a single run). */
+  readonly round: number
   readonly title: string
   readonly seconds: number
   readonly figures: ReadonlyArray<Figure & { readonly targetText: string; readonly result: string }>
@@ -90,30 +103,45 @@ const server = await LoopbackServer.start()
 const context: Context = { server, quick: values.quick, scale, keep: values.keep, progress }
 
 const records: Array<ScenarioRecord> = []
+const selected = scenarios.filter((scenario) => only.includes(scenario.id))
 try {
-  for (const scenario of scenarios.filter((scenario) => only.includes(scenario.id))) {
-    const started = performance.now()
-    const title = scenario.title(context)
-    try {
-      const outcome = await scenario.run(context)
-      records.push({
-        id: scenario.id,
-        title,
-        seconds: (performance.now() - started) / 1000,
-        figures: outcome.figures.map((figure) => ({
-          ...figure,
-          targetText: Figures.formatTarget(figure.target, figure.digits, figure.unit),
-          result: Figures.verdict(figure.measured, figure.target)
-        })),
-        details: outcome.details
-      })
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error)
-      progress(`${title}: failed: ${message}`)
-      process.exitCode = 1
-      records.push({ id: scenario.id, title, seconds: (performance.now() - started) / 1000, figures: [], details: {}, error: message })
+  // round by round rather than scenario by scenario, so that a slow patch of the machine falls
+  // on one run of each scenario instead of on every run of one
+  for (let round = 1; round <= repeat; round++) {
+    if (repeat > 1) progress(`round ${round} of ${repeat}`)
+    for (const scenario of selected) {
+      const started = performance.now()
+      const title = scenario.title(context)
+      try {
+        const outcome = await scenario.run(context)
+        records.push({
+          id: scenario.id,
+          round,
+          title,
+          seconds: (performance.now() - started) / 1000,
+          figures: outcome.figures.map((figure) => ({
+            ...figure,
+            targetText: Figures.formatTarget(figure.target, figure.digits, figure.unit),
+            result: Figures.verdict(figure.measured, figure.target)
+          })),
+          details: outcome.details
+        })
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error)
+        progress(`${title}: failed: ${message}`)
+        process.exitCode = 1
+        records.push({
+          id: scenario.id,
+          round,
+          title,
+          seconds: (performance.now() - started) / 1000,
+          figures: [],
+          details: {},
+          error: message
+        })
+      }
+      progress(`${title}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
     }
-    progress(`${title}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
   }
 } finally {
   await server.close()
@@ -124,21 +152,57 @@ const totalSeconds = (performance.now() - benchStarted) / 1000
 const cliAtEnd = await Machine.cliMode()
 const cli = (cliAtEnd === machine.cli ? machine.cli : `${machine.cli} at start, ${cliAtEnd} at end`) +
   (machine.cliPath === undefined ? "" : ` (${machine.cliPath})`)
-const rows = records.flatMap((record) =>
-  record.error !== undefined
-    ? [[record.title, "error", record.error.slice(0, 100), "", "miss"]]
+
+/** A scenario's figures over its rounds: each figure's median, held to the figure's target. */
+interface CombinedRecord {
+  readonly id: number
+  readonly title: string
+  readonly figures: ReadonlyArray<
+    Figures.Combined & Omit<Figure, "name" | "measured"> & { readonly targetText: string; readonly result: string }
+  >
+  readonly errors: ReadonlyArray<string>
+}
+
+const combined: ReadonlyArray<CombinedRecord> = selected.map((scenario) => {
+  const runs = records.filter((record) => record.id === scenario.id)
+  const errors = runs.flatMap((record) => (record.error === undefined ? [] : [`round ${record.round}: ${record.error}`]))
+  const described = new Map(runs.flatMap((record) => record.figures).map((figure) => [figure.name, figure]))
+  return {
+    id: scenario.id,
+    title: runs[0]!.title,
+    errors,
+    figures: errors.length > 0 ? [] : Figures.combineRuns(runs.map((record) => record.figures)).map((figure) => {
+      const { digits, target, targetText, unit } = described.get(figure.name)!
+      return { ...figure, digits, target, targetText, unit, result: Figures.verdict(figure.median, target) }
+    })
+  }
+})
+
+const rows = combined.flatMap((record) =>
+  record.errors.length > 0
+    ? [[record.title, "error", record.errors.join("; ").slice(0, 100), "", "", "miss"]]
     : record.figures.map((figure) => [
       record.title,
       figure.name,
-      Figures.formatNumber(figure.measured, figure.digits, figure.unit),
+      Figures.formatNumber(figure.median, figure.digits, figure.unit),
+      repeat > 1 && figure.low !== figure.high
+        ? `${Figures.formatNumber(figure.low, figure.digits)}-${Figures.formatNumber(figure.high, figure.digits, figure.unit)}`
+        : "",
       figure.targetText,
       figure.result
     ])
 )
-const misses = rows.filter((row) => row[4] === "miss").length
-console.log(Figures.formatTable(["scenario", "figure", "measured", "target", "result"], rows))
+const misses = rows.filter((row) => row[5] === "miss").length
+const header = ["scenario", "figure", repeat > 1 ? `median of ${repeat}` : "measured", "runs' range", "target", "result"]
 console.log(
-  `\n${rows.filter((row) => row[4] === "pass").length} pass, ${misses} miss; ` +
+  Figures.formatTable(
+    repeat > 1 ? header : header.filter((_, column) => column !== 3),
+    repeat > 1 ? rows : rows.map((row) => row.filter((_, column) => column !== 3))
+  )
+)
+console.log(
+  `\n${rows.filter((row) => row[5] === "pass").length} pass, ${misses} miss` +
+    `${repeat > 1 ? ` (each figure's median of ${repeat} runs)` : ""}; ` +
     `bench took ${totalSeconds.toFixed(1)} s${values.quick ? " (--quick sizes)" : ""}; ` +
     `${machine.cpu}, ${machine.cores} cores, ${machine.totalMemoryGb} GB, Node ${machine.node}, CLI via ${cli}, ` +
     `load average ${machine.loadAverage[0]} at start, ${Machine.loadAverage()[0]} at end`
@@ -149,10 +213,12 @@ fs.writeFileSync(
   JSON.stringify(
     {
       machine,
-      options: { only, quick: values.quick, scale },
+      options: { only, quick: values.quick, scale, repeat },
       totalSeconds,
       cliAtEnd,
       loadAverageAtEnd: Machine.loadAverage(),
+      // the figures as the table shows them (medians over the rounds), then every run whole
+      figures: combined,
       scenarios: records
     },
     (_, value: unknown) => (typeof value === "number" && !Number.isFinite(value) ? null : value),
