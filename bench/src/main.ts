@@ -178,31 +178,33 @@ const combined: ReadonlyArray<CombinedRecord> = selected.map((scenario) => {
   }
 })
 
+// with --repeat, a column for the runs' range beside each median (empty where every run printed the same)
+const withRange = repeat > 1
+const rangeText = (figure: CombinedRecord["figures"][number]) => {
+  const [low, high] = [figure.low, figure.high].map((value) => Figures.formatNumber(value, figure.digits))
+  return low === high ? "" : `${low}-${Figures.formatNumber(figure.high, figure.digits, figure.unit)}`
+}
 const rows = combined.flatMap((record) =>
   record.errors.length > 0
-    ? [[record.title, "error", record.errors.join("; ").slice(0, 100), "", "", "miss"]]
+    ? [[record.title, "error", record.errors.join("; ").slice(0, 100), ...(withRange ? [""] : []), "", "miss"]]
     : record.figures.map((figure) => [
       record.title,
       figure.name,
       Figures.formatNumber(figure.median, figure.digits, figure.unit),
-      repeat > 1 && figure.low !== figure.high
-        ? `${Figures.formatNumber(figure.low, figure.digits)}-${Figures.formatNumber(figure.high, figure.digits, figure.unit)}`
-        : "",
+      ...(withRange ? [rangeText(figure)] : []),
       figure.targetText,
       figure.result
     ])
 )
-const misses = rows.filter((row) => row[5] === "miss").length
-const header = ["scenario", "figure", repeat > 1 ? `median of ${repeat}` : "measured", "runs' range", "target", "result"]
+const counted = (result: string) => rows.filter((row) => row.at(-1) === result).length
 console.log(
   Figures.formatTable(
-    repeat > 1 ? header : header.filter((_, column) => column !== 3),
-    repeat > 1 ? rows : rows.map((row) => row.filter((_, column) => column !== 3))
+    ["scenario", "figure", withRange ? `median of ${repeat}` : "measured", ...(withRange ? ["runs' range"] : []), "target", "result"],
+    rows
   )
 )
 console.log(
-  `\n${rows.filter((row) => row[5] === "pass").length} pass, ${misses} miss` +
-    `${repeat > 1 ? ` (each figure's median of ${repeat} runs)` : ""}; ` +
+  `\n${counted("pass")} pass, ${counted("miss")} miss${withRange ? ` (each figure's median of ${repeat} runs)` : ""}; ` +
     `bench took ${totalSeconds.toFixed(1)} s${values.quick ? " (--quick sizes)" : ""}; ` +
     `${machine.cpu}, ${machine.cores} cores, ${machine.totalMemoryGb} GB, Node ${machine.node}, CLI via ${cli}, ` +
     `load average ${machine.loadAverage[0]} at start, ${Machine.loadAverage()[0]} at end`
